@@ -1,0 +1,260 @@
+"""Every error smbvol raises, as message templates.
+
+Hierarchy::
+
+    SmbvolError                         base of everything below
+    ├── InvalidInput (ValueError)       bad input, detected before anything runs; names the field
+    │   ├── InvalidConnectionInfo       a Cinder connection_info that cannot be used
+    │   └── UnknownDriverType           no driver for this driver_volume_type
+    ├── ConfigError                     an option value that cannot work
+    ├── ScriptError                     a template could not be rendered (name, option)
+    ├── ExecutorError                   talking to the host failed; nothing is known of the script
+    │   ├── TransportError *            refused, reset, DNS, TLS
+    │   │   └── CertificateError        the host's TLS certificate is not trusted
+    │   ├── AuthenticationError         the host refused the credentials (mechanism, user)
+    │   ├── ExecutorTimeout *           no answer within the timeout
+    │   └── RemoteFault                 a WSMan/PSRP fault (code and reason)
+    ├── EnvelopeError                   the script ran but its output cannot be read
+    │   ├── NoEnvelope                  no result document in the output
+    │   ├── MultipleEnvelopes           more than one result document
+    │   └── MalformedEnvelope           a result document that is not valid
+    ├── HostOperationError              the script reported ``ok: false``; ``kind`` says why
+    │   ├── VMNotFound                  vm_not_found
+    │   ├── ShareUnreachable *          share_unreachable
+    │   ├── AccessDenied                access_denied
+    │   ├── ImageNotFound               image_not_found
+    │   ├── MappingConflict             mapping_conflict (Windows error 1219)
+    │   ├── LogonSessionMissing         logon_session_missing (the remoting double hop)
+    │   ├── NoFreeSlot                  no_free_slot
+    │   ├── DiskInUse                   disk_in_use
+    │   ├── HostBusy *                  host_busy (host-side lock not acquired in time)
+    │   ├── InvalidState                invalid_state
+    │   ├── InvalidParameters           invalid_parameters (the script refused its input)
+    │   ├── TargetUnreachable *         target_unreachable (iSCSI portal)
+    │   ├── ChapAuthFailed              chap_auth_failed
+    │   ├── LunNotFound                 lun_not_found
+    │   └── UnexpectedHostError         unexpected (anything else)
+    └── VolumeOperationFailed           an operation failed for good; carries the volume id
+
+``*`` marks the transient errors: :func:`is_transient` is the one place that
+decides what a retry policy may retry.
+
+Every class has a ``msg_fmt`` template filled from keyword arguments, so the
+message always names what it is about.  Messages never contain secrets: the
+code that raises them is given names and paths, never passwords, and output
+excerpts are masked before they are attached.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Optional, Type
+
+LOG = logging.getLogger(__name__)
+
+
+class SmbvolError(Exception):
+    """Base class.  ``msg_fmt`` is filled from the keyword arguments."""
+
+    msg_fmt = "an smbvol operation failed"
+
+    def __init__(self, message: Optional[str] = None, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        if message is None:
+            try:
+                message = self.msg_fmt % kwargs
+            except (KeyError, TypeError, ValueError):
+                LOG.debug("could not format %s with %s", type(self).__name__, sorted(kwargs))
+                message = self.msg_fmt
+        self.message = message
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(SmbvolError, ValueError):
+    msg_fmt = "invalid %(field)s %(value)r: %(reason)s"
+
+    def __init__(self, message: Optional[str] = None, **kwargs: Any) -> None:
+        self.field = kwargs.get("field")
+        super().__init__(message, **kwargs)
+
+
+class InvalidConnectionInfo(InvalidInput):
+    msg_fmt = "invalid connection_info field %(field)s %(value)r: %(reason)s"
+
+
+class UnknownDriverType(InvalidInput):
+    msg_fmt = ("unknown driver_volume_type %(value)r: use one of %(known)s")
+
+    def __init__(self, message: Optional[str] = None, **kwargs: Any) -> None:
+        kwargs.setdefault("field", "driver_volume_type")
+        super().__init__(message, **kwargs)
+
+
+class ConfigError(SmbvolError):
+    msg_fmt = "invalid configuration option %(option)s: %(reason)s"
+
+
+class ScriptError(SmbvolError):
+    msg_fmt = "cannot render script %(name)s: %(reason)s"
+
+
+class ExecutorError(SmbvolError):
+    msg_fmt = "cannot run the script on %(host)s: %(reason)s"
+
+
+class TransportError(ExecutorError):
+    msg_fmt = "cannot reach %(host)s: %(reason)s"
+
+
+class CertificateError(TransportError):
+    msg_fmt = ("the TLS certificate of %(host)s is not trusted: %(reason)s; "
+               "pass the issuing CA with ca_file, or fix the host's certificate")
+
+
+class AuthenticationError(ExecutorError):
+    msg_fmt = ("%(host)s refused %(auth)s authentication for user %(username)s: %(reason)s")
+
+
+class ExecutorTimeout(ExecutorError):
+    msg_fmt = "no answer from %(host)s after %(elapsed).1f s (timeout %(timeout)s s)"
+
+
+class RemoteFault(ExecutorError):
+    msg_fmt = "%(host)s answered with a fault %(code)s: %(reason)s"
+
+
+class EnvelopeError(SmbvolError):
+    """The output of a script cannot be read.  ``excerpt`` is bounded and masked."""
+
+    msg_fmt = "cannot read the result of %(operation)s: %(reason)s; output: %(excerpt)s"
+
+    def __init__(self, message: Optional[str] = None, **kwargs: Any) -> None:
+        self.excerpt = kwargs.get("excerpt", "")
+        super().__init__(message, **kwargs)
+
+
+class NoEnvelope(EnvelopeError):
+    msg_fmt = "%(operation)s printed no result document (exit code %(exit_code)s); output: %(excerpt)s"
+
+
+class MultipleEnvelopes(EnvelopeError):
+    msg_fmt = "%(operation)s printed %(count)d result documents; output: %(excerpt)s"
+
+
+class MalformedEnvelope(EnvelopeError):
+    pass
+
+
+class HostOperationError(SmbvolError):
+    """A script ran and reported failure.  Attributes mirror the envelope's error."""
+
+    kind = "unexpected"
+    msg_fmt = "%(operation)s failed on %(host)s: %(detail)s"
+
+    def __init__(self, message: Optional[str] = None, **kwargs: Any) -> None:
+        self.operation = kwargs.get("operation")
+        self.host = kwargs.get("host")
+        self.detail = kwargs.get("detail")
+        self.category = kwargs.get("category")
+        self.fq_error_id = kwargs.get("fq_error_id")
+        self.hresult = kwargs.get("hresult")
+        self.native_code = kwargs.get("native_code")
+        self.data = kwargs.get("data") or {}
+        super().__init__(message, **kwargs)
+
+
+class VMNotFound(HostOperationError):
+    kind = "vm_not_found"
+
+
+class ShareUnreachable(HostOperationError):
+    kind = "share_unreachable"
+
+
+class AccessDenied(HostOperationError):
+    kind = "access_denied"
+
+
+class ImageNotFound(HostOperationError):
+    kind = "image_not_found"
+
+
+class MappingConflict(HostOperationError):
+    kind = "mapping_conflict"
+
+
+class LogonSessionMissing(HostOperationError):
+    kind = "logon_session_missing"
+
+
+class NoFreeSlot(HostOperationError):
+    kind = "no_free_slot"
+
+
+class DiskInUse(HostOperationError):
+    kind = "disk_in_use"
+
+
+class HostBusy(HostOperationError):
+    kind = "host_busy"
+
+
+class InvalidState(HostOperationError):
+    kind = "invalid_state"
+
+
+class InvalidParameters(HostOperationError):
+    kind = "invalid_parameters"
+
+
+class TargetUnreachable(HostOperationError):
+    kind = "target_unreachable"
+
+
+class ChapAuthFailed(HostOperationError):
+    kind = "chap_auth_failed"
+
+
+class LunNotFound(HostOperationError):
+    kind = "lun_not_found"
+
+
+class UnexpectedHostError(HostOperationError):
+    kind = "unexpected"
+
+
+class VolumeOperationFailed(SmbvolError):
+    msg_fmt = "%(operation)s of volume %(volume_id)s on %(instance)s failed: %(reason)s"
+
+    def __init__(self, message: Optional[str] = None, **kwargs: Any) -> None:
+        self.volume_id = kwargs.get("volume_id")
+        super().__init__(message, **kwargs)
+
+
+#: error ``kind`` of an envelope → exception class.
+HOST_ERRORS: Dict[str, Type[HostOperationError]] = {
+    cls.kind: cls
+    for cls in (VMNotFound, ShareUnreachable, AccessDenied, ImageNotFound, MappingConflict,
+                LogonSessionMissing, NoFreeSlot, DiskInUse, HostBusy, InvalidState,
+                InvalidParameters, TargetUnreachable, ChapAuthFailed, LunNotFound,
+                UnexpectedHostError)
+}
+
+_TRANSIENT = (TransportError, ExecutorTimeout, ShareUnreachable, HostBusy, TargetUnreachable)
+_NEVER_TRANSIENT = (CertificateError,)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying the same call may succeed.  The only place this is decided."""
+    if isinstance(exc, _NEVER_TRANSIENT):
+        return False
+    return isinstance(exc, _TRANSIENT)
+
+
+def host_error(kind: str, **kwargs: Any) -> HostOperationError:
+    """The exception for an envelope error of ``kind`` (unknown kinds → UnexpectedHostError)."""
+    cls = HOST_ERRORS.get(kind, UnexpectedHostError)
+    return cls(**kwargs)

@@ -1,0 +1,218 @@
+"""The executor interface: run a rendered script with its parameters on a host.
+
+An executor overrides one method, :meth:`Executor.handle`, which runs the
+script text with the parameters and returns what the host printed
+(:class:`RawOutput`).  :meth:`Executor.run` — the method everything above calls —
+checks the parameters against the operation, calls ``handle`` inside the
+executor's error-mapping seam (:meth:`Executor.translate_errors`), and parses
+the envelope into a :class:`~smbvol.envelope.ScriptResult` or an exception.
+
+Local and WinRM executors start ``powershell.exe`` with a fixed bootstrap
+(:data:`BOOTSTRAP`) on its command line and send script and parameters over
+standard input (:func:`encode_payload`), so no value — and no secret — is ever
+on a command line, and scripts are not limited by the 8191-character limit of
+``cmd.exe``.
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+from typing import Any, Dict, Iterator, List, Mapping, Optional
+
+from smbvol import envelope, exceptions
+from smbvol.scripts import Script
+from smbvol.secret import Credential, Secret, iter_secrets
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class RawOutput:
+    """What the host printed for one script."""
+
+    stdout: str
+    stderr: str = ""
+    exit_code: Optional[int] = 0
+    #: Error records / warnings collected by a PSRP runspace (already as text).
+    errors: tuple = ()
+    had_errors: bool = False
+
+
+class Executor(abc.ABC):
+    """Runs scripts on one host.  Subclasses implement :meth:`handle`."""
+
+    #: ``local``, ``winrm``, ``psrp`` or ``fake``.
+    kind = "abstract"
+
+    def __init__(self, host: str = "localhost", default_timeout: float = 300.0) -> None:
+        self.host = host
+        self.default_timeout = default_timeout
+
+    # -- the one method to implement -------------------------------------
+    @abc.abstractmethod
+    def handle(self, script: Script, parameters: Mapping[str, Any],
+               timeout: float) -> RawOutput:
+        """Run ``script.text`` with ``parameters`` (secrets revealed only here)."""
+
+    # -- the error-mapping seam (override per library) ----------------------
+    @contextlib.contextmanager
+    def translate_errors(self, timeout: float) -> Iterator[None]:
+        """Map the transport library's exceptions to smbvol's.  Default: none to map."""
+        yield
+
+    # -- public API --------------------------------------------------------
+    def run(self, script: Script, parameters: Optional[Mapping[str, Any]] = None,
+            timeout: Optional[float] = None) -> envelope.ScriptResult:
+        """Run ``script`` with ``parameters``; the parsed result, or an exception."""
+        params = script.check_parameters(parameters or {})
+        timeout = float(timeout if timeout is not None else self.default_timeout)
+        secrets = list(iter_secrets(params))
+        start = time.monotonic()
+        LOG.debug("running %s on %s (%s) with parameters %s", script.name, self.host,
+                  self.kind, describe_parameters(params))
+        try:
+            with self.translate_errors(timeout):
+                raw = self.handle(script, params, timeout)
+        except exceptions.SmbvolError:
+            raise
+        LOG.debug("%s on %s answered in %.2f s (exit %s)", script.name, self.host,
+                  time.monotonic() - start, raw.exit_code)
+        stderr = raw.stderr
+        if raw.errors:
+            stderr = (stderr + "\n" if stderr else "") + "\n".join(raw.errors)
+        return envelope.parse(raw.stdout, operation=script.name, host=self.host,
+                              secrets=secrets, exit_code=raw.exit_code, stderr=stderr)
+
+    def close(self) -> None:
+        """Release connections (idempotent)."""
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "<%s host=%r>" % (type(self).__name__, self.host)
+
+
+def describe_parameters(params: Mapping[str, Any]) -> Dict[str, Any]:
+    """Parameters for logs and dry-run summaries: secrets as ``***``."""
+    out: Dict[str, Any] = {}
+    for k, v in params.items():
+        if isinstance(v, Credential):
+            out[k] = "%s/***" % v.username
+        elif isinstance(v, Secret):
+            out[k] = "***"
+        elif isinstance(v, (list, tuple)):
+            out[k] = [("%s/***" % x.username) if isinstance(x, Credential) else
+                      ("***" if isinstance(x, Secret) else x) for x in v]
+        else:
+            out[k] = v
+    return out
+
+
+# --------------------------------------------------------------------------
+# The stdin protocol shared by the local and WinRM executors.
+# --------------------------------------------------------------------------
+
+#: Fixed bootstrap (no value in it).  Reads standard input with .NET — not with a
+#: cmdlet, so module logging never records it — as lines:
+#:   1. base64(UTF-8 script text)
+#:   2. base64(UTF-8 JSON object of the non-secret parameters)
+#:   3+ one secret per line, tab-separated base64 fields:
+#:        credential <name> <index or -> <user> <password>
+#:        securestring <name> <index or -> <value>
+#: Secrets become SecureString / PSCredential through .NET calls only.
+BOOTSTRAP = r"""$ErrorActionPreference = 'Stop'
+$utf8 = New-Object -TypeName System.Text.UTF8Encoding -ArgumentList $false
+try { [Console]::OutputEncoding = $utf8 } catch { $null = $_ }
+$lines = [Console]::In.ReadToEnd().Split([char]10)
+function ConvertFrom-SmbvolB64([string]$Text) {
+    return $utf8.GetString([System.Convert]::FromBase64String($Text.Trim()))
+}
+$text = ConvertFrom-SmbvolB64 $lines[0]
+$values = @{}
+$data = ConvertFrom-SmbvolB64 $lines[1]
+if ($data -ne '{}') {
+    $object = ConvertFrom-Json -InputObject $data
+    foreach ($p in $object.PSObject.Properties) { $values[$p.Name] = $p.Value }
+}
+$lists = @{}
+for ($i = 2; $i -lt $lines.Length; $i++) {
+    $f = $lines[$i].Trim().Split([char]9)
+    if ($f.Length -lt 4) { continue }
+    $name = ConvertFrom-SmbvolB64 $f[1]
+    $secure = New-Object -TypeName System.Security.SecureString
+    foreach ($c in (ConvertFrom-SmbvolB64 $f[$f.Length - 1]).ToCharArray()) { $secure.AppendChar($c) }
+    $secure.MakeReadOnly()
+    $value = $secure
+    if ($f[0] -eq 'credential') {
+        $value = [System.Management.Automation.PSCredential]::new((ConvertFrom-SmbvolB64 $f[3]), $secure)
+    }
+    if ($f[2] -eq '-') {
+        $values[$name] = $value
+    } else {
+        if (-not $lists.ContainsKey($name)) { $lists[$name] = @{} }
+        $lists[$name][[int]$f[2]] = $value
+    }
+}
+foreach ($name in $lists.Keys) {
+    $count = [int]$values[$name + '#count']
+    $array = New-Object -TypeName 'object[]' -ArgumentList $count
+    foreach ($index in $lists[$name].Keys) { $array[$index] = $lists[$name][$index] }
+    $values[$name] = $array
+}
+foreach ($key in @($values.Keys)) { if ($key.EndsWith('#count')) { $values.Remove($key) } }
+$block = [ScriptBlock]::Create($text)
+& $block @values
+"""
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def encode_payload(script_text: str, parameters: Mapping[str, Any]) -> str:
+    """Standard input for :data:`BOOTSTRAP`: script, plain parameters, then secrets."""
+    plain: Dict[str, Any] = {}
+    secret_lines: List[str] = []
+
+    def secret_line(name: str, index: str, value: Any) -> None:
+        if isinstance(value, Credential):
+            secret_lines.append("\t".join(["credential", _b64(name), index,
+                                           _b64(value.username), _b64(value.password.reveal())]))
+        else:
+            secret_lines.append("\t".join(["securestring", _b64(name), index,
+                                           _b64(value.reveal())]))
+
+    for name, value in parameters.items():
+        if isinstance(value, (Credential, Secret)):
+            secret_line(name, "-", value)
+        elif isinstance(value, (list, tuple)) and any(
+                isinstance(v, (Credential, Secret)) for v in value):
+            plain[name + "#count"] = len(value)
+            for i, v in enumerate(value):
+                if v is not None:
+                    secret_line(name, str(i), v)
+        else:
+            plain[name] = list(value) if isinstance(value, tuple) else value
+    lines = [_b64(script_text), _b64(json.dumps(plain, ensure_ascii=False))] + secret_lines
+    return "\n".join(lines) + "\n"
+
+
+def encoded_command(script_text: str) -> str:
+    """``-EncodedCommand`` argument: base64 of UTF-16LE."""
+    return base64.b64encode(script_text.encode("utf-16-le")).decode("ascii")
+
+
+#: powershell.exe arguments shared by the local and WinRM executors (fixed text only).
+POWERSHELL_ARGS = ("-NoLogo", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass",
+                   "-InputFormat", "Text", "-OutputFormat", "Text",
+                   "-EncodedCommand", encoded_command(BOOTSTRAP))
