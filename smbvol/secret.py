@@ -59,6 +59,12 @@ class Secret:
     def __hash__(self) -> int:
         return hash(("smbvol.Secret", self._value))
 
+    def __copy__(self) -> "Secret":
+        return self
+
+    def __deepcopy__(self, memo: Any) -> "Secret":
+        return self
+
     def __reduce__(self):  # pragma: no cover - pickling is refused on purpose
         raise TypeError("a Secret cannot be pickled")
 

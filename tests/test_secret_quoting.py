@@ -56,3 +56,15 @@ def test_literal_forms():
         ps_literal(Secret(PW))
     with pytest.raises(TypeError):
         ps_literal(Credential("u", PW))
+
+
+def test_asdict_of_a_dataclass_holding_a_credential_keeps_the_secret_hidden():
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Holder:
+        credential: Credential
+
+    d = dataclasses.asdict(Holder(Credential("u", Secret(PW))))
+    assert isinstance(d["credential"]["password"], Secret)
+    assert PW not in repr(d)
