@@ -35,6 +35,8 @@ setup(
     package_data={"smbvol.ps_templates": ["*.ps1", "*.j2"]},
     include_package_data=False,
     install_requires=_requirements(),
+    # Kerberos needs the system's GSSAPI/krb5 libraries, so it is an extra.
+    extras_require={"kerberos": ["pywinrm[kerberos]", "pypsrp[kerberos]"]},
     entry_points={
         "console_scripts": ["smbvol = smbvol.cli.app:main"],
         "oslo.config.opts": ["smbvol = smbvol.opts:list_opts"],

@@ -35,7 +35,8 @@ def executor_class(name: str) -> type:
     except KeyError:
         raise exceptions.ConfigError(
             option="smbvol.transport",
-            reason="unknown executor %r; use one of %s" % (name, ", ".join(sorted(EXECUTORS))))
+            reason="unknown executor %r; use one of %s" % (name, ", ".join(sorted(EXECUTORS)))
+        ) from None
     module, _, attr = path.partition(":")
     return getattr(importlib.import_module(module), attr)
 

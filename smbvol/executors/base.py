@@ -23,9 +23,9 @@ import dataclasses
 import json
 import logging
 import time
-from typing import Any, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
-from smbvol import envelope, exceptions
+from smbvol import envelope
 from smbvol.scripts import Script
 from smbvol.secret import Credential, Secret, iter_secrets
 
@@ -50,9 +50,14 @@ class Executor(abc.ABC):
     #: ``local``, ``winrm``, ``psrp`` or ``fake``.
     kind = "abstract"
 
-    def __init__(self, host: str = "localhost", default_timeout: float = 300.0) -> None:
+    def __init__(self, host: str = "localhost", default_timeout: float = 300.0,
+                 retry: Optional[Callable[..., Any]] = None) -> None:
         self.host = host
         self.default_timeout = default_timeout
+        #: Optional retry policy (a ``tenacity.Retrying``, e.g.
+        #: :func:`smbvol.retry.connection_policy`) applied around ``handle``: it
+        #: retries the errors :func:`smbvol.exceptions.is_transient` allows.
+        self.retry = retry
 
     # -- the one method to implement -------------------------------------
     @abc.abstractmethod
@@ -76,11 +81,12 @@ class Executor(abc.ABC):
         start = time.monotonic()
         LOG.debug("running %s on %s (%s) with parameters %s", script.name, self.host,
                   self.kind, describe_parameters(params))
-        try:
+
+        def attempt() -> RawOutput:
             with self.translate_errors(timeout):
-                raw = self.handle(script, params, timeout)
-        except exceptions.SmbvolError:
-            raise
+                return self.handle(script, params, timeout)
+
+        raw = self.retry(attempt) if self.retry is not None else attempt()
         LOG.debug("%s on %s answered in %.2f s (exit %s)", script.name, self.host,
                   time.monotonic() - start, raw.exit_code)
         stderr = raw.stderr
@@ -89,7 +95,7 @@ class Executor(abc.ABC):
         return envelope.parse(raw.stdout, operation=script.name, host=self.host,
                               secrets=secrets, exit_code=raw.exit_code, stderr=stderr)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections (idempotent)."""
 
     def __enter__(self) -> "Executor":
@@ -150,11 +156,14 @@ for ($i = 2; $i -lt $lines.Length; $i++) {
     if ($f.Length -lt 4) { continue }
     $name = ConvertFrom-SmbvolB64 $f[1]
     $secure = New-Object -TypeName System.Security.SecureString
-    foreach ($c in (ConvertFrom-SmbvolB64 $f[$f.Length - 1]).ToCharArray()) { $secure.AppendChar($c) }
+    foreach ($c in (ConvertFrom-SmbvolB64 $f[$f.Length - 1]).ToCharArray()) {
+        $secure.AppendChar($c)
+    }
     $secure.MakeReadOnly()
     $value = $secure
     if ($f[0] -eq 'credential') {
-        $value = [System.Management.Automation.PSCredential]::new((ConvertFrom-SmbvolB64 $f[3]), $secure)
+        $user = ConvertFrom-SmbvolB64 $f[3]
+        $value = [System.Management.Automation.PSCredential]::new($user, $secure)
     }
     if ($f[2] -eq '-') {
         $values[$name] = $value
