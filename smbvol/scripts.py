@@ -187,6 +187,22 @@ _ATTACHMENT_FIELDS = ("vm_name", "vm_id", "controller_type", "controller_number"
                       "controller_location", "disk_path", "changed", "mapping_created",
                       "mapping_kind")
 
+# iSCSI: one entry per path (portal, target IQN, LUN); several entries are the multipath form.
+_ISCSI_PORTALS = Param("TargetPortals", "strings", "target portal of each path, host:port (IPv6 "
+                       "as [addr]:port)", required=True)
+_ISCSI_IQNS = Param("TargetIqns", "strings", "target IQN of each path", required=True)
+_ISCSI_LUNS = Param("TargetLuns", "ints", "LUN of each path", required=True)
+_ISCSI_CHAP = Param("ChapCredential", "credential", "one-way CHAP user name and secret (none: "
+                    "no authentication)", secret_env="SMBVOL_CHAP_SECRET")
+_ISCSI_MULTIPATH = Param("Multipath", "bool", "log in to every path with MPIO (when MPIO claims "
+                         "iSCSI disks); else the first path that works", default="$false")
+_ISCSI_WAIT = Param("DiskWaitSeconds", "int", "bounded wait for the LUN's disk to appear after "
+                    "login", default="60")
+_ISCSI_TARGET = (_ISCSI_PORTALS, _ISCSI_IQNS, _ISCSI_LUNS)
+_ISCSI_CONNECT_ERRORS = ("target_unreachable", "chap_auth_failed", "lun_not_found",
+                         "access_denied", "host_busy", "invalid_state", "invalid_parameters",
+                         "unexpected")
+
 OPERATIONS: Dict[str, Operation] = {op.name: op for op in (
     Operation(
         "mount_share",
@@ -244,7 +260,8 @@ OPERATIONS: Dict[str, Operation] = {op.name: op for op in (
         (_VM, _SHARE, _DISK, _LOCK),
         ("vm_name", "vm_id", "disk_path", "removed", "controller_type", "controller_number",
          "controller_location", "changed"),
-        ("vm_not_found", "host_busy", "access_denied", "invalid_state", "unexpected"),
+        ("vm_not_found", "host_busy", "access_denied", "invalid_state", "invalid_parameters",
+         "unexpected"),
     ),
     Operation(
         "list_attachments",
@@ -260,6 +277,55 @@ OPERATIONS: Dict[str, Operation] = {op.name: op for op in (
         ("host_name", "fqdn", "ipv4", "ipv6", "os_version", "os_build", "ps_version",
          "hyperv_module", "smb_global_mapping", "iscsi_initiator_iqns", "multipath"),
         ("unexpected",),
+    ),
+    Operation(
+        "iscsi_connect",
+        "Add the target portal(s) if missing, log in to the target (persistent, CHAP when given, "
+        "MPIO when asked and present), wait for the LUN's disk; idempotent when logged in.",
+        _ISCSI_TARGET + (_ISCSI_CHAP, _ISCSI_MULTIPATH, _ISCSI_WAIT, _LOCK),
+        ("disk_number", "disk_path", "target_iqn", "target_lun", "paths", "portals_added",
+         "sessions_created", "multipath", "changed"),
+        _ISCSI_CONNECT_ERRORS,
+    ),
+    Operation(
+        "iscsi_attach",
+        "iscsi_connect, take the disk offline on the host, attach it to the VM as a passthrough "
+        "disk on the first free slot (idempotent by disk number); log out of sessions this "
+        "call created if the attach fails.",
+        (_VM,) + _ISCSI_TARGET + (
+            _ISCSI_CHAP, _ISCSI_MULTIPATH,
+            Param("DiskBus", "string", "'scsi', or 'ide' (Generation 1 VM that is off)",
+                  default="'scsi'"),
+            _ISCSI_WAIT, _LOCK),
+        ("vm_name", "vm_id", "controller_type", "controller_number", "controller_location",
+         "disk_path", "disk_number", "target_iqn", "target_lun", "sessions_created", "changed"),
+        ("vm_not_found",) + _ISCSI_CONNECT_ERRORS + ("no_free_slot", "disk_in_use"),
+    ),
+    Operation(
+        "iscsi_detach",
+        "Remove the VM's passthrough disk of the LUN (found by target IQN and LUN); absent is "
+        "success with changed=false.",
+        (_VM,) + _ISCSI_TARGET + (_LOCK,),
+        ("vm_name", "vm_id", "disk_number", "disk_path", "target_iqn", "target_lun", "removed",
+         "controller_type", "controller_number", "controller_location", "changed"),
+        ("vm_not_found", "host_busy", "access_denied", "invalid_state", "invalid_parameters",
+         "unexpected"),
+    ),
+    Operation(
+        "iscsi_disconnect",
+        "Log out of the target(s) (and drop the persistent login) only when no LUN of them is "
+        "attached to any VM; disk_in_use (with the VMs and LUNs) otherwise.",
+        _ISCSI_TARGET + (_LOCK,),
+        ("target_iqns", "sessions_removed", "logged_out", "changed"),
+        ("disk_in_use", "host_busy", "access_denied", "invalid_parameters", "unexpected"),
+    ),
+    Operation(
+        "iscsi_connector",
+        "The host's iSCSI initiator: IQN(s), IP addresses, host name, MPIO capability.",
+        (),
+        ("host_name", "fqdn", "initiator_iqns", "ipv4", "ipv6", "multipath", "mpio_installed",
+         "initiator_service"),
+        ("access_denied", "unexpected"),
     ),
 )}
 
@@ -392,3 +458,21 @@ def render_standalone(name: str, parameters: Mapping[str, Any], **options: Any) 
 def template_names() -> Tuple[str, ...]:
     """Every operation template file name, from the catalog."""
     return tuple(sorted(op.template for op in OPERATIONS.values()))
+
+
+def catalog_table() -> str:
+    """The README's table of templates (RST list-table), generated from the catalog."""
+    rows = [
+        "   * - ``%s``\n     - %s\n     - %s\n     - %s\n     - %s" % (
+            op.name,
+            op.summary,
+            ", ".join("``%s``%s" % (p.name, "" if p.required else " (opt)")
+                      for p in op.params) or "none",
+            ", ".join("``%s``" % f for f in op.result_fields),
+            ", ".join("``%s``" % k for k in op.error_kinds))
+        for op in sorted(OPERATIONS.values(), key=lambda o: o.name)
+    ]
+    head = (".. list-table::\n   :header-rows: 1\n   :widths: 12 30 22 20 16\n\n"
+            "   * - Template\n     - Operation\n     - Parameters\n     - Result fields\n"
+            "     - Error kinds\n")
+    return head + "\n".join(rows) + "\n"

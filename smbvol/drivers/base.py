@@ -1,0 +1,139 @@
+"""The volume driver interface: connection_info in, planned invocations and typed results out.
+
+A driver knows one ``driver_volume_type``.  It parses a Cinder connection_info
+into its typed properties, plans each operation as a
+:class:`~smbvol.results.Invocation` (operation name, parameters, render
+options), and turns the result dict the template printed into a
+:mod:`smbvol.results` dataclass.  It performs no I/O of its own: running the
+invocation, retries and locking belong to :class:`smbvol.VolumeOps`.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from typing import Any, Mapping, Optional, Sequence, Tuple
+
+from smbvol import exceptions, results
+from smbvol.envelope import ScriptResult
+
+LOG = logging.getLogger(__name__)
+
+DISK_BUSES = ("scsi", "ide")
+
+
+class VolumeDriver(abc.ABC):
+    """Base of every driver.  ``conf`` is an oslo.config ``ConfigOpts`` with smbvol's options."""
+
+    #: The ``driver_volume_type`` this driver serves (``smbfs``, ``iscsi``).
+    driver_volume_type = "abstract"
+
+    def __init__(self, conf) -> None:
+        self.conf = conf
+
+    # -- connection_info ---------------------------------------------------
+    @abc.abstractmethod
+    def parse(self, connection_info: Mapping[str, Any]) -> Any:
+        """The typed properties of ``connection_info`` (raises InvalidConnectionInfo)."""
+
+    @abc.abstractmethod
+    def volume_id(self, props: Any) -> Optional[str]:
+        """The volume id (Nova's ``serial``, else Cinder's ``volume_id``)."""
+
+    @abc.abstractmethod
+    def describe(self, props: Any) -> str:
+        """A short text naming the volume and where it lives, for messages (no secret)."""
+
+    def lock_keys(self, props: Any) -> Tuple[str, ...]:
+        """Names of the shared resources (shares, targets) to lock around connect/attach."""
+        return ()
+
+    # -- plans -------------------------------------------------------------
+    @abc.abstractmethod
+    def plan_connect(self, props: Any) -> results.Invocation:
+        """Make the volume reachable by Hyper-V on the host."""
+
+    @abc.abstractmethod
+    def plan_disconnect(self, props: Any, force: bool = False) -> results.Invocation:
+        """Undo :meth:`plan_connect` when nothing on the host still uses it."""
+
+    @abc.abstractmethod
+    def plan_attach(self, props: Any, instance_name: str,
+                    disk_bus: str = "scsi") -> results.Invocation:
+        """Connect and attach the volume to the VM."""
+
+    def plan_attach_many(self, props_list: Sequence[Any],
+                         instance_name: str) -> Optional[results.Invocation]:
+        """Attach several volumes in one invocation, or None when the driver cannot."""
+        return None
+
+    @abc.abstractmethod
+    def plan_detach(self, props: Any, instance_name: str) -> results.Invocation:
+        """Remove the volume's disk from the VM."""
+
+    # -- results -------------------------------------------------------------
+    @abc.abstractmethod
+    def to_connection(self, res: ScriptResult, inv: results.Invocation
+                      ) -> results.ShareConnection:
+        """The result of :meth:`plan_connect`."""
+
+    @abc.abstractmethod
+    def to_disconnection(self, res: ScriptResult, inv: results.Invocation
+                         ) -> results.ShareDisconnection:
+        """The result of :meth:`plan_disconnect`."""
+
+    def disconnection_refused(self, exc: exceptions.DiskInUse, inv: results.Invocation,
+                              host: str) -> results.ShareDisconnection:
+        """The result of :meth:`plan_disconnect` when the host refused: still in use.
+
+        Disconnecting a share that other disks still use is not a failure for Nova
+        (the next volume on the share keeps it): nothing is removed, and
+        ``in_use_by`` names the VMs the host reported.
+        """
+        data = exc.data or {}
+        users = results.as_tuple(data.get("vms") or data.get("in_use_by"))
+        return results.ShareDisconnection(
+            share_path=str(data.get("share") or inv.parameters.get("SharePath") or ""),
+            removed=False, mapping_kind=None, owned=None, in_use_by=users, changed=False,
+            volume_id=inv.volume_id, host=host)
+
+    @abc.abstractmethod
+    def to_attachment(self, res: ScriptResult, inv: results.Invocation
+                      ) -> results.Attachment:
+        """The result of :meth:`plan_attach`."""
+
+    def to_attachments(self, res: ScriptResult, inv: results.Invocation,
+                       volume_ids: Sequence[Optional[str]]) -> Tuple[results.Attachment, ...]:
+        """The result of :meth:`plan_attach_many`, in the order of ``volume_ids``."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def to_detachment(self, res: ScriptResult, inv: results.Invocation
+                      ) -> results.Detachment:
+        """The result of :meth:`plan_detach`."""
+
+    @abc.abstractmethod
+    def disk_path(self, connection: results.ShareConnection, props: Any) -> str:
+        """The path Hyper-V uses for the volume once connected."""
+
+    # -- shared checks -----------------------------------------------------
+    def check_instance_name(self, instance_name: Any) -> str:
+        if not isinstance(instance_name, str) or not instance_name.strip():
+            raise exceptions.InvalidInput(
+                field="instance_name", value=instance_name,
+                reason="give the name of the Hyper-V VM (a non-empty string)")
+        return instance_name
+
+    def check_disk_bus(self, disk_bus: Any, instance_name: str) -> str:
+        bus = disk_bus.lower() if isinstance(disk_bus, str) else disk_bus
+        if bus not in DISK_BUSES:
+            raise exceptions.InvalidInput(
+                field="disk_bus", value=disk_bus,
+                reason="use 'scsi' (any VM) or 'ide' (a Generation 1 VM that is off) for VM %s"
+                % instance_name)
+        if bus == "ide" and not self.conf.hyperv.allow_ide_attach:
+            raise exceptions.InvalidInput(
+                field="disk_bus", value=disk_bus,
+                reason="IDE attach is disabled by [hyperv] allow_ide_attach; attach to VM %s "
+                       "with disk_bus 'scsi'" % instance_name)
+        return bus

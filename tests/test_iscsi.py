@@ -1,0 +1,313 @@
+"""The iscsi driver end to end: VolumeOps and the CLI against the host double's iSCSI part."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from smbvol import VolumeOps, drivers, exceptions, opts, scripts
+from smbvol.cli import app as cli_app
+from smbvol.drivers.iscsi import IscsiConnection, IscsiDisconnection, ISCSIVolumeDriver
+from smbvol.secret import Credential, Secret
+from smbvol.testing import HostDouble
+from tests import contract_runner as cr
+
+IQN = "iqn.2010-10.org.openstack:volume-7"
+PORTAL = "10.0.0.50:3260"
+PORTAL2 = "[fd00::50]:3260"
+CHAP_USER = "chap-user-7"
+CHAP_SECRET = "Qz7'chap$(x)S3c"  # 15 characters: what the Microsoft initiator accepts
+VM = "instance-0001"
+VM2 = "instance-0002"
+
+
+@pytest.fixture
+def conf():
+    return opts.new_conf(hyperv_volume_attach_retry_count=0)
+
+
+@pytest.fixture
+def host():
+    double = HostDouble("hv01")
+    double.add_vm(VM)
+    double.add_vm(VM2)
+    double.add_target(IQN, [PORTAL, PORTAL2], {1: 5, 2: 6},
+                      credential=Credential(CHAP_USER, Secret(CHAP_SECRET)))
+    return double
+
+
+@pytest.fixture
+def ops(host, conf):
+    return VolumeOps(host.executor(), conf, sleep=lambda s: None)
+
+
+def info(lun=1, chap=True, multipath=False, volume_id=None, **data):
+    d = {"target_portal": PORTAL, "target_iqn": IQN, "target_lun": lun,
+         "volume_id": volume_id or "vol-%d" % lun}
+    if multipath:
+        d.update(target_portals=[PORTAL, PORTAL2], target_iqns=[IQN, IQN],
+                 target_luns=[lun, lun])
+    if chap:
+        d.update(auth_method="CHAP", auth_username=CHAP_USER, auth_password=CHAP_SECRET)
+    d.update(data)
+    return {"driver_volume_type": "iscsi", "data": d}
+
+
+# -- contract coverage --------------------------------------------------------------------
+
+def test_every_error_kind_of_every_iscsi_operation_has_a_vector():
+    vectors = cr.load_vectors(operations=cr.ISCSI_OPERATIONS)
+    covered = {(v["operation"], v["expect"]["error"]) for v in vectors if "error" in v["expect"]}
+    missing = sorted((op, kind) for op in cr.ISCSI_OPERATIONS
+                     for kind in scripts.OPERATIONS[op].error_kinds if (op, kind) not in covered)
+    assert not missing, "no vector for: %s" % ", ".join("%s/%s" % m for m in missing)
+    assert {v["operation"] for v in vectors if "result" in v["expect"]} == set(
+        cr.ISCSI_OPERATIONS)
+
+
+def test_every_iscsi_operation_has_its_template():
+    for op in cr.ISCSI_OPERATIONS:
+        assert cr.template_exists(op), op
+
+
+# -- registry and plans ---------------------------------------------------------------------
+
+def test_iscsi_resolves_to_the_iscsi_driver(conf, ops):
+    assert drivers.driver_class("iscsi") is ISCSIVolumeDriver
+    inv = ops.plan_attach(info(multipath=True), VM)
+    assert inv.operation == "iscsi_attach"
+    assert inv.parameters["TargetPortals"] == [PORTAL, PORTAL2]
+    assert inv.parameters["TargetLuns"] == [1, 1]
+    assert inv.parameters["Multipath"] is True
+    assert inv.parameters["ChapCredential"].username == CHAP_USER
+    assert CHAP_SECRET not in json.dumps(inv.describe()) and CHAP_SECRET not in repr(inv)
+    assert ops.plan_detach(info(), VM).operation == "iscsi_detach"
+    assert ops.plan_connect(info()).operation == "iscsi_connect"
+    assert ops.plan_disconnect(info()).operation == "iscsi_disconnect"
+
+
+def test_chap_secret_of_the_wrong_length_names_the_field(ops):
+    with pytest.raises(exceptions.InvalidConnectionInfo) as err:
+        ops.attach_volume(info(auth_password="short-secret!-and-much-too-long"), VM)
+    assert err.value.field == "data.auth_password"
+    assert "12 to 16" in str(err.value) and "short-secret" not in str(err.value)
+
+
+def test_read_only_volume_is_refused(ops, host):
+    with pytest.raises(exceptions.InvalidInput) as err:
+        ops.attach_volume(info(access_mode="ro"), VM)
+    assert "read-only" in str(err.value) and VM in str(err.value)
+    assert host.sessions == ()
+
+
+# -- attach / detach ---------------------------------------------------------------------
+
+def test_attach_is_idempotent_and_detach_is_too(ops, host):
+    first = ops.attach_volume(info(), VM)
+    assert (first.changed, first.disk_path, first.controller_type) == (
+        True, "\\\\.\\PHYSICALDRIVE5", "SCSI")
+    again = ops.attach_volume(info(), VM)
+    assert again.changed is False
+    assert (again.controller_number, again.controller_location) == (
+        first.controller_number, first.controller_location)
+    assert [d.disk_number for d in host.disks_of(VM)] == [5]
+    assert len(host.sessions) == 1 and 5 in host.offline_disks
+
+    det = ops.detach_volume(info(), VM)
+    assert (det.removed, det.changed, det.disk_path) == (True, True, "\\\\.\\PHYSICALDRIVE5")
+    assert host.disks_of(VM) == ()
+    det2 = ops.detach_volume(info(), VM)
+    assert (det2.removed, det2.changed) == (False, False)
+    assert len(host.sessions) == 1  # detach never logs out
+
+
+def test_two_luns_of_one_target_share_one_session(ops, host):
+    ops.attach_volume(info(1), VM)
+    ops.attach_volume(info(2), VM2)
+    assert len(host.sessions) == 1
+    assert [d.disk_number for d in host.disks_of(VM2)] == [6]
+
+
+def test_lun_attached_to_another_vm_is_refused(ops, host):
+    ops.attach_volume(info(), VM)
+    with pytest.raises(exceptions.DiskInUse) as err:
+        ops.attach_volume(info(), VM2)
+    assert VM in str(err.value) and err.value.data["vms"] == [VM]
+    assert host.disks_of(VM2) == ()
+
+
+def test_failed_attach_logs_out_of_the_session_it_created(ops, host):
+    host.fail_next("iscsi_attach", "unexpected", stage="attach")
+    with pytest.raises(exceptions.UnexpectedHostError):
+        ops.attach_volume(info(), VM)
+    assert host.sessions == () and host.portals == () and host.offline_disks == frozenset()
+    assert host.disks_of(VM) == ()
+
+
+def test_get_disk_resource_path_and_connection(ops, host):
+    assert ops.get_disk_resource_path(info(2)) == "\\\\.\\PHYSICALDRIVE6"
+    conn = ops.connect_volume(info(2))
+    assert isinstance(conn, IscsiConnection)
+    assert (conn.disk_number, conn.changed, conn.sessions_created) == (6, False, 0)
+    mapping = ops.get_disk_path_mapping({"block_device_mapping": [
+        {"connection_info": info(1)}, {"connection_info": info(2)}]})
+    assert mapping == {"vol-1": "\\\\.\\PHYSICALDRIVE5", "vol-2": "\\\\.\\PHYSICALDRIVE6"}
+
+
+def test_list_attachments_reports_the_passthrough_disk_number(ops, host):
+    ops.attach_volume(info(), VM)
+    res = host.executor().run(scripts.render("list_attachments"), {"VMName": VM})
+    (row,) = res.result["attachments"]
+    assert row["disk_number"] == 5 and row["path"] is None
+    listed = ops.list_attachments(VM)
+    assert [(a.vm_name, a.controller_type) for a in listed] == [(VM, "SCSI")]
+
+
+# -- multipath -----------------------------------------------------------------------------
+
+def test_multipath_with_mpio_logs_in_on_both_portals_one_disk(ops, host):
+    host.set_iscsi(mpio=True)
+    att = ops.attach_volume(info(multipath=True), VM)
+    assert att.disk_path == "\\\\.\\PHYSICALDRIVE5" and att.warnings == ()
+    assert sorted(s.portal for s in host.sessions) == sorted([PORTAL, PORTAL2])
+    conn = ops.connect_volume(info(multipath=True))
+    assert conn.multipath is True and conn.sessions_created == 0
+    assert len(conn.paths) == 2
+
+
+def test_multipath_without_mpio_uses_one_path_and_warns(ops, host):
+    att = ops.attach_volume(info(multipath=True), VM)
+    assert len(host.sessions) == 1
+    assert any("MPIO" in w for w in att.warnings)
+
+
+def test_multipath_falls_back_to_the_next_portal(ops, host):
+    ci = info(target_portals=["192.0.2.99:3260", PORTAL], target_iqns=[IQN, IQN],
+              target_luns=[1, 1])
+    att = ops.attach_volume(ci, VM)
+    assert att.changed is True
+    assert [s.portal for s in host.sessions] == [PORTAL]
+    assert any("192.0.2.99:3260" in w for w in att.warnings)
+
+
+# -- disconnect ----------------------------------------------------------------------------
+
+def test_disconnect_refused_while_another_lun_of_the_target_is_attached(ops, host, caplog):
+    caplog.set_level(logging.INFO)
+    ops.attach_volume(info(1), VM)
+    ops.attach_volume(info(2), VM2)
+    ops.detach_volume(info(1), VM)
+    disc = ops.disconnect_volume(info(1))
+    assert isinstance(disc, IscsiDisconnection)
+    assert (disc.logged_out, disc.removed, disc.changed) == (False, False, False)
+    assert disc.in_use_by == (VM2,) and disc.luns_in_use == (2,)
+    assert len(host.sessions) == 1
+    # the host itself refuses, whatever the caller does
+    with pytest.raises(exceptions.DiskInUse) as err:
+        host.executor().run(scripts.render("iscsi_disconnect"),
+                            {"TargetPortals": [PORTAL], "TargetIqns": [IQN], "TargetLuns": [1]})
+    assert err.value.data["vms"] == [VM2] and "LUN 2" in str(err.value)
+
+    ops.detach_volume(info(2), VM2)
+    done = ops.disconnect_volume(info(1))
+    assert (done.logged_out, done.sessions_removed) == (True, 1)
+    assert host.sessions == ()
+
+
+def test_post_live_migration_disconnects_each_target_once(ops, host):
+    ops.connect_volume(info(1))
+    out = ops.post_live_migration({"block_device_mapping": [
+        {"connection_info": info(1)}, {"connection_info": info(2)}]})
+    assert len(out) == 1 and out[0].logged_out is True
+    assert host.sessions == ()
+
+
+# -- errors --------------------------------------------------------------------------------
+
+def test_chap_failure_and_unreachable_target(ops, host, conf):
+    with pytest.raises(exceptions.ChapAuthFailed) as err:
+        ops.attach_volume(info(auth_password="Wrong-secret-16c"), VM)
+    assert IQN in str(err.value)
+    with pytest.raises(exceptions.VolumeOperationFailed) as err2:
+        ops.connect_volume(info(target_portal="192.0.2.99:3260"))
+    assert isinstance(err2.value.__cause__, exceptions.TargetUnreachable)
+    assert err2.value.volume_id == "vol-1"
+    assert host.sessions == () and host.portals == ()
+
+
+def test_chap_secret_never_shown(ops, host, caplog):
+    """Not in the script text, the standalone script, logs, exception text or repr()."""
+    caplog.set_level(logging.DEBUG)
+    seen = []
+
+    inner = host.handler
+
+    def spy(script, params):
+        seen.append(script.text)
+        return inner(script, params)
+
+    spy_ops = VolumeOps(host.executor().__class__(spy, host="hv01"), ops.conf,
+                        sleep=lambda s: None)
+    errors = []
+    for bad in ("Wrong-secret-16c", "x" * 11):  # before any session exists: a real login
+        try:
+            spy_ops.attach_volume(info(2, auth_password=bad), VM2)
+        except exceptions.SmbvolError as exc:
+            errors.append(exc)
+    assert [type(e) for e in errors] == [exceptions.ChapAuthFailed,
+                                         exceptions.InvalidConnectionInfo]
+    att = spy_ops.attach_volume(info(), VM)
+    assert host.sessions  # the secret did reach the (double) initiator
+    props = ISCSIVolumeDriver(ops.conf).parse(info())
+    standalone = scripts.render_standalone(
+        "iscsi_attach", spy_ops.plan_attach(info(), VM).parameters)
+    texts = seen + [standalone, caplog.text, repr(att), repr(props), json.dumps(att.to_dict()),
+                    repr(spy_ops.plan_attach(info(), VM)), repr(host.calls),
+                    json.dumps(host.to_dict())]
+    texts += [str(e) + repr(e) + json.dumps(getattr(e, "data", {}), default=str)
+              for e in errors]
+    assert seen and all("ChapCredential" in t for t in seen)
+    for text in texts:
+        assert CHAP_SECRET not in text and "Wrong-secret-16c" not in text
+    assert "SMBVOL_CHAP_SECRET" in standalone
+
+
+# -- connector -----------------------------------------------------------------------------
+
+def test_connector_reports_the_initiator(host):
+    res = host.executor().run(scripts.render("iscsi_connector"), {})
+    assert res.result["initiator_iqns"] == ["iqn.1991-05.com.microsoft:hv01.example.test"]
+    host.set_iscsi(mpio=True)
+    assert host.executor().run(scripts.render("iscsi_connector"), {}).result["multipath"] is True
+
+
+# -- CLI -----------------------------------------------------------------------------------
+
+def _cli(argv, double, stdin=""):
+    out, err = io.StringIO(), io.StringIO()
+    rc = cli_app.main(list(argv), executor_factory=lambda conf, h: double.executor(h),
+                      stdin=io.StringIO(stdin), stdout=out, stderr=err)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_cli_attach_and_detach_with_an_iscsi_connection_info_file(host, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    path = tmp_path / "ci.json"
+    path.write_text(json.dumps(info(volume_id="vol-77")))
+    rc, out, err = _cli(["volume", "attach", VM, "--connection-info", str(path), "-f", "json"],
+                        host)
+    assert rc == 0, err
+    (row,) = json.loads(out)
+    assert row["volume_id"] == "vol-77" and row["disk_path"] == "\\\\.\\PHYSICALDRIVE5"
+    assert [d.disk_number for d in host.disks_of(VM)] == [5]
+    rc, out, err = _cli(["volume", "attach", VM, "--connection-info", str(path), "-f", "json"],
+                        host)
+    assert rc == 0 and json.loads(out)[0]["changed"] is False
+    rc, out, err = _cli(["volume", "detach", VM, "--connection-info", "-", "-f", "json"], host,
+                        stdin=json.dumps({"connection_info": info(volume_id="vol-77")}))
+    assert rc == 0, err
+    assert host.disks_of(VM) == ()
+    assert CHAP_SECRET not in out + err + caplog.text

@@ -1,0 +1,43 @@
+"""The live-host suite's switch, and that it replays the very files the host double does."""
+
+import os
+import re
+import subprocess
+import sys
+
+from tests import contract_runner, test_contract
+from tests.integration import lab, test_live_contract
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
+
+
+def test_live_suite_and_double_read_the_same_contract_files():
+    assert test_live_contract.contract_runner is contract_runner
+    assert test_contract.cr is contract_runner
+    live_ids = [v["id"] for v in test_live_contract.VECTORS]
+    assert live_ids == [v["id"] for v in contract_runner.load_vectors()]
+    assert len(live_ids) > 40
+
+
+def test_without_variables_every_live_test_is_skipped_with_the_reason():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMBVOL_TEST_")}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+         "tests/integration"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    out = run.stdout
+    assert run.returncode == 0, out[-3000:]
+    summary = out.strip().splitlines()[-1]
+    assert re.search(r"\d+ skipped", summary), summary
+    assert "passed" not in summary and "failed" not in summary and "error" not in summary
+    assert "live-host suite not configured: set SMBVOL_TEST_HOST" in out
+
+
+def test_missing_variables_are_named():
+    assert lab.missing_variables({}) == list(lab.REQUIRED)
+    full = {name: "x" for name in lab.REQUIRED}
+    assert lab.missing_variables(full) == []
+    settings = lab.settings_from_env(dict(full, SMBVOL_TEST_EXPORT="//hv01/share",
+                                          SMBVOL_TEST_SHARE_USERNAME="u",
+                                          SMBVOL_TEST_SHARE_PASSWORD="pw-unique-1"))
+    assert settings.share_path == "\\\\hv01\\share"
+    assert "pw-unique-1" not in repr(settings)

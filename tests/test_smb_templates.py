@@ -1,0 +1,544 @@
+"""Structure of the SMB templates (mount/unmount, attach/detach, list), read with tree-sitter.
+
+These tests hold the templates to the catalog in smbvol.scripts (result keys, error kinds), to
+the host-side locking rules (slot selection and mount/unmount only under the mutexes), to module
+qualification of Hyper-V and SmbShare cmdlets, to "no stray output" in the operation body, and
+to the secret rules of the mapping code (no plain password handed to any cmdlet, nothing secret
+on a scheduled task's command line).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import os
+import re
+
+import pytest
+import tree_sitter
+import tree_sitter_powershell
+
+from smbvol import scripts
+from smbvol.secret import Credential, Secret
+
+SMB_OPERATIONS = ("mount_share", "unmount_share", "attach_vhd", "attach_vhds", "detach_vhd",
+                  "list_attachments")
+HERE = os.path.dirname(os.path.abspath(__file__))
+CMDLETS_CANDIDATES = (os.path.join(HERE, "data", "cmdlets.json"),
+                      "/work/shared/reference/cmdlets.json")
+
+CRED = Credential("DOM\\svc", Secret("S3cret'\u2019\"$(calc)`x"))
+SAMPLE_PARAMETERS = {
+    "mount_share": {"SharePath": "\\\\srv\\vols\\sub", "DiskName": "a.vhdx",
+                    "ShareCredential": CRED},
+    "unmount_share": {"SharePath": "\\\\srv\\vols", "Force": True},
+    "attach_vhd": {"VMName": "vm 1", "SharePath": "\\\\srv\\vols", "DiskName": "a.vhdx",
+                   "ShareCredential": CRED, "DiskBus": "scsi", "MaximumIops": 500,
+                   "MinimumIops": 10},
+    "attach_vhds": {"VMName": "vm1", "SharePaths": ["\\\\srv\\vols", "\\\\srv2\\x"],
+                    "DiskNames": ["a.vhdx", "b.vhd"], "ShareCredentials": [CRED, None],
+                    "MaximumIops": [0, 5], "MinimumIops": [0, 0]},
+    "detach_vhd": {"VMName": "vm1", "SharePath": "\\\\srv\\vols", "DiskName": "a.vhdx"},
+    "list_attachments": {"VMName": ""},
+}
+
+#: Commands that may stand alone as a statement: they write nothing to the output.
+VOID_COMMANDS = {
+    "stop-smbvol", "stop-smbvolfromerror", "exit-smbvollock", "add-smbvolwarning",
+    "assert-smbvoldiskname", "assert-smbvoliops", "assert-smbvolimage", "undo-smbvolmount",
+    "remove-smbvolmappingobject", "remove-smbvolmappingrecord", "set-smbvolmappingrecord",
+    "initialize-smbvolnetapi", "add-type", "start-sleep", "set-strictmode",
+    "write-smbvolenvelope", "write-output", "set-smbvoldiskqos",
+}
+#: .NET methods that may stand alone as a statement (they return void).
+VOID_METHODS = {
+    "add", "addaccessrule", "setaccessruleprotection", "setvalue", "deletevalue", "dispose",
+    "clear", "delete", "writealltext", "move", "appendchar", "makereadonly", "getbytes", "copy",
+    "zerofreebstr", "connect", "stop", "deletetask", "setaccesscontrol", "sort",
+    "releasemutex",
+}
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def _parser():
+    return tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
+
+
+class Tree:
+    def __init__(self, text):
+        self.text = text
+        self.src = text.encode("utf-8")
+        self.tree = _parser().parse(self.src)
+
+    def t(self, node):
+        return self.src[node.start_byte:node.end_byte].decode("utf-8")
+
+    def walk(self, node=None):
+        node = node or self.tree.root_node
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            yield n
+            stack.extend(reversed(n.children))
+
+    def functions(self):
+        out = {}
+        for n in self.walk():
+            if n.type == "function_statement":
+                name = [c for c in n.named_children if c.type == "function_name"][0]
+                out[self.t(name).lower()] = n
+        return out
+
+    def commands(self, node=None):
+        for n in self.walk(node):
+            if n.type == "command":
+                names = [c for c in n.named_children if c.type == "command_name"]
+                if names:
+                    yield self.t(names[0]), n
+
+    def arg(self, command, name):
+        """Text of the argument following -name in a command, or None."""
+        elements = [c for c in command.named_children if c.type == "command_elements"]
+        if not elements:
+            return None
+        kids = [c for c in elements[0].named_children if c.type != "command_argument_sep"]
+        for i, k in enumerate(kids):
+            if k.type == "command_parameter" and self.t(k).lower() == "-" + name.lower():
+                if i + 1 < len(kids):
+                    return self.t(kids[i + 1])
+        return None
+
+
+def _options(op):
+    for values in itertools.product((False, True), repeat=len(op.options)):
+        yield dict(zip(op.options, values))
+
+
+def _renders():
+    for name in SMB_OPERATIONS:
+        op = scripts.OPERATIONS[name]
+        for opts in _options(op):
+            yield name, opts
+
+
+RENDERS = list(_renders())
+RENDER_IDS = ["%s-%s" % (n, "+".join(k for k, v in o.items() if v) or "plain")
+              for n, o in RENDERS]
+
+
+@functools.lru_cache(maxsize=None)
+def _tree(name, opts_items):
+    return Tree(scripts.render(name, **dict(opts_items)).text)
+
+
+def tree_of(name, opts):
+    return _tree(name, tuple(sorted(opts.items())))
+
+
+def operation_body(tree):
+    return tree.functions()["invoke-smbvoloperation"]
+
+
+@functools.lru_cache(maxsize=1)
+def smb_modules():
+    for path in CMDLETS_CANDIDATES:
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                cmdlets = json.load(f)["cmdlets"]
+            return {name.lower(): info["module"] for name, info in cmdlets.items()
+                    if info["module"] in ("Hyper-V", "SmbShare")}
+    pytest.skip("no cmdlets.json")
+
+
+_VALUE_CONTEXTS = ("array_expression", "sub_expression", "parenthesized_expression",
+                   "script_block_expression")
+
+
+def _statement_pipelines(tree, node):
+    """Every pipeline whose output goes to the output of a function or of the script: a
+    statement of a function body or of the script, not of a @(...)/$(...)/(...) or of a script
+    block passed as an argument."""
+    for n in tree.walk(node):
+        if n.type != "pipeline" or n.parent is None or n.parent.type != "statement_list":
+            continue
+        anc = n.parent
+        ok = True
+        while anc is not None:
+            if anc.type in _VALUE_CONTEXTS:
+                ok = False
+                break
+            if anc.type == "script_block":
+                ok = anc.parent is None or anc.parent.type in ("function_statement", "program")
+                break
+            anc = anc.parent
+        if ok:
+            yield n
+
+
+def _unwrap(node):
+    while node.named_child_count == 1 and node.type not in ("command", "invokation_expression"):
+        node = node.named_children[0]
+    return node
+
+
+def _hash_keys(tree, hash_node):
+    body = [c for c in hash_node.named_children if c.type == "hash_literal_body"]
+    if not body:
+        return set()
+    keys = set()
+    for entry in body[0].named_children:
+        if entry.type == "hash_entry":
+            key = [c for c in entry.named_children if c.type == "key_expression"][0]
+            keys.add(tree.t(key))
+    return keys
+
+
+def _returns(tree, node):
+    for n in tree.walk(node):
+        if n.type == "flow_control_statement" and tree.t(n).lower().startswith("return"):
+            yield n
+
+
+def _first_hash(tree, node):
+    for n in tree.walk(node):
+        if n.type == "hash_literal_expression":
+            return n
+    return None
+
+
+# --------------------------------------------------------------------------
+# rendering and parsing
+# --------------------------------------------------------------------------
+
+def _parse_problems(tree):
+    return ["%s at %s: %r" % (n.type if not n.is_missing else "MISSING " + n.type,
+                              n.start_point, tree.t(n)[:60])
+            for n in tree.walk() if n.type == "ERROR" or n.is_missing]
+
+
+@pytest.mark.parametrize("name,opts", RENDERS, ids=RENDER_IDS)
+def test_parameter_mode_parses_cleanly(name, opts):
+    tree = tree_of(name, opts)
+    assert _parse_problems(tree) == []
+    assert "invoke-smbvoloperation" in tree.functions()
+
+
+@pytest.mark.parametrize("name,opts", RENDERS, ids=RENDER_IDS)
+def test_standalone_mode_parses_cleanly_and_holds_no_secret(name, opts):
+    text = scripts.render_standalone(name, SAMPLE_PARAMETERS[name], **opts)
+    assert _parse_problems(Tree(text)) == []
+    assert CRED.password.reveal() not in text
+    assert "S3cret" not in text
+
+
+def test_option_chooses_the_task_code():
+    for name in ("mount_share", "attach_vhd", "attach_vhds"):
+        plain = scripts.render(name, mapping_via_task=False).text
+        task = scripts.render(name, mapping_via_task=True).text
+        assert "Schedule.Service" not in plain
+        assert "Schedule.Service" in task
+        assert "New-SmbvolGlobalMappingViaTask -Share" in task
+        assert "New-SmbvolGlobalMappingViaTask -Share" not in plain
+
+
+# --------------------------------------------------------------------------
+# the catalog: result keys and error kinds
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,opts", RENDERS, ids=RENDER_IDS)
+def test_every_result_hashtable_has_exactly_the_catalog_fields(name, opts):
+    tree = tree_of(name, opts)
+    body = operation_body(tree)
+    returns = list(_returns(tree, body))
+    assert returns, "no return in the body of %s" % name
+    expected = set(scripts.OPERATIONS[name].result_fields)
+    for ret in returns:
+        table = _first_hash(tree, ret)
+        assert table is not None, "return without a hashtable: %s" % tree.t(ret)[:80]
+        assert tree.t(ret).split(None, 1)[1].lstrip().startswith("@{"), tree.t(ret)[:80]
+        assert _hash_keys(tree, table) == expected, (name, tree.t(ret)[:200])
+
+
+@pytest.mark.parametrize("name,opts", RENDERS, ids=RENDER_IDS)
+def test_stop_smbvol_kinds_are_the_catalog_kinds(name, opts):
+    tree = tree_of(name, opts)
+    kinds = set(scripts.OPERATIONS[name].error_kinds)
+    used = set()
+    for cmd, node in tree.commands():
+        if cmd.lower() == "stop-smbvol":
+            arg = tree.arg(node, "Kind")
+            assert arg is not None, tree.t(node)[:80]
+            if arg.startswith("'"):
+                used.add(arg.strip("'"))
+            else:
+                # a computed kind must have been filtered through $SmbvolErrorKinds
+                assert arg == "$kind", tree.t(node)[:120]
+    # host_busy comes from the envelope's lock helper: it counts when the body takes a lock
+    locks = any(cmd.lower() == "enter-smbvollock"
+                for cmd, _ in tree.commands(operation_body(tree)))
+    if not locks:
+        used.discard("host_busy")
+    assert used <= kinds, sorted(used - kinds)
+    assert used, "no Stop-Smbvol at all"
+
+
+@pytest.mark.parametrize("name,opts", RENDERS, ids=RENDER_IDS)
+def test_declared_error_kinds_equal_the_catalog(name, opts):
+    tree = tree_of(name, opts)
+    match = re.search(r"^\$SmbvolErrorKinds = @\(([^)]*)\)$", tree.text, re.M)
+    assert match, "template %s does not declare $SmbvolErrorKinds" % name
+    declared = re.findall(r"'([a-z_]+)'", match.group(1))
+    assert len(declared) == len(set(declared))
+    assert set(declared) == set(scripts.OPERATIONS[name].error_kinds)
+
+
+def test_computed_kinds_are_filtered_through_the_declared_kinds():
+    tree = tree_of("attach_vhd", {"mapping_via_task": True})
+    # every place of the templates (not the envelope's last-resort classification) that turns
+    # an error code into a kind checks it against $SmbvolErrorKinds
+    text = "\n".join(tree.t(fn) for name, fn in tree.functions().items()
+                     if name != "get-smbvolerror")
+    computed = text.count("$kind = Get-SmbvolErrorKind")
+    assert computed >= 3
+    assert text.count("if ($SmbvolErrorKinds -notcontains $kind)") == computed
+
+
+# --------------------------------------------------------------------------
+# module qualification and stray output
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,opts", RENDERS, ids=RENDER_IDS)
+def test_hyperv_and_smbshare_cmdlets_are_module_qualified(name, opts):
+    modules = smb_modules()
+    tree = tree_of(name, opts)
+    seen = 0
+    for cmd, node in tree.commands():
+        if "\\" in cmd:
+            module, _, bare = cmd.partition("\\")
+            if bare.lower() in modules:
+                assert modules[bare.lower()] == module, cmd
+                seen += 1
+        else:
+            assert cmd.lower() not in modules, "unqualified %s: %s" % (cmd, tree.t(node)[:80])
+    assert seen > 0
+
+
+@pytest.mark.parametrize("name,opts", RENDERS, ids=RENDER_IDS)
+def test_no_stray_output_statements(name, opts):
+    tree = tree_of(name, opts)
+    functions = tree.functions()
+    for fn_name in VOID_COMMANDS & set(functions):
+        for ret in _returns(tree, functions[fn_name]):
+            assert tree.t(ret).strip().lower() == "return", (fn_name, tree.t(ret))
+    problems = []
+    for pipeline in _statement_pipelines(tree, tree.tree.root_node):
+        first = pipeline.named_children[0]
+        if first.type == "assignment_expression":
+            continue
+        if first.type == "pipeline_chain":
+            commands = [c for c in first.named_children if c.type == "command"]
+            names = [tree.t([k for k in c.named_children if k.type == "command_name"][0]).lower()
+                     for c in commands if any(k.type == "command_name"
+                                              for k in c.named_children)]
+            if names and names[-1] == "out-null":
+                continue
+            if len(commands) == 1 and len(names) == 1 and names[0] in VOID_COMMANDS:
+                continue
+            if not commands:
+                inner = _unwrap(first)
+                if inner.type == "invokation_expression":
+                    member = [c for c in inner.named_children if c.type == "member_name"]
+                    if member and tree.t(member[0]).lower() in VOID_METHODS:
+                        continue
+        problems.append("%s: %s" % (pipeline.start_point, tree.t(pipeline)[:100]))
+    assert problems == []
+
+
+# --------------------------------------------------------------------------
+# host-side locking
+# --------------------------------------------------------------------------
+
+def _lock_holder(tree, enter):
+    """Where an Enter-SmbvolLock result is kept: `$x = Enter...` or `$x.Add((Enter...))`."""
+    anc = enter.parent
+    while anc is not None:
+        if anc.type == "assignment_expression":
+            return tree.t(anc.named_children[0]).strip()
+        if anc.type == "invokation_expression":
+            return tree.t(anc.named_children[0]).strip()
+        anc = anc.parent
+    return None
+
+
+def _lock_protected(tree, body, target):
+    """For each call of `target` in the body: the keys of the locks taken before it and released
+    (Exit-SmbvolLock on the same variable) in the finally of a try that encloses it."""
+    enters = [(node, tree.arg(node, "Key"), _lock_holder(tree, node))
+              for cmd, node in tree.commands(body) if cmd.lower() == "enter-smbvollock"]
+    results = []
+    for cmd, node in tree.commands(body):
+        if cmd.lower() != target.lower():
+            continue
+        held = []
+        for enter, key, holder in enters:
+            if enter.start_byte > node.start_byte or holder is None:
+                continue
+            anc = node.parent
+            while anc is not None and anc != body:
+                if anc.type == "try_statement":
+                    fin = [c for c in anc.named_children if c.type == "finally_clause"]
+                    exits = [tree.arg(n, "Mutex") or "" for c, n in tree.commands(fin[0])
+                             if c.lower() == "exit-smbvollock"] if fin else []
+                    if any(e == holder or e.startswith(holder + "[") for e in exits):
+                        held.append(key)
+                        break
+                anc = anc.parent
+        results.append(held)
+    return results
+
+
+LOCKED_CALLS = [
+    ("mount_share", "Mount-SmbvolShare", {"share"}),
+    ("unmount_share", "Get-SmbvolShareUsers", {"share"}),
+    ("unmount_share", "Remove-SmbvolMappingObject", {"share"}),
+    ("attach_vhd", "Mount-SmbvolShare", {"vm", "share"}),
+    ("attach_vhd", "Add-SmbvolAttachment", {"vm", "share"}),
+    ("attach_vhds", "Mount-SmbvolShare", {"vm", "share"}),
+    ("attach_vhds", "Add-SmbvolAttachment", {"vm", "share"}),
+    ("detach_vhd", "Hyper-V\\Remove-VMHardDiskDrive", {"vm"}),
+]
+
+
+def _kind_of_key(key):
+    if key is None:
+        return None
+    if "Get-SmbvolVMLockKey" in key:
+        return "vm"
+    if key in ("$share.key", "$key"):
+        return "share"
+    return key
+
+
+@pytest.mark.parametrize("name,target,wanted", LOCKED_CALLS,
+                         ids=["%s-%s" % (n, t.split("\\")[-1]) for n, t, _ in LOCKED_CALLS])
+def test_mutating_calls_run_under_the_host_mutexes(name, target, wanted):
+    op = scripts.OPERATIONS[name]
+    for opts in _options(op):
+        tree = tree_of(name, opts)
+        protected = _lock_protected(tree, operation_body(tree), target)
+        assert protected, "%s is not called in %s" % (target, name)
+        for held in protected:
+            assert {_kind_of_key(k) for k in held} >= wanted, (name, target, held)
+
+
+def test_lock_keys_are_share_root_and_vm_id():
+    text = scripts.render("attach_vhd").text
+    tree = Tree(text)
+    fns = tree.functions()
+    split = tree.t(fns["split-smbvolsharepath"])
+    assert "key = ('share:' + $root).ToLowerInvariant()" in split
+    assert "$root = '\\\\' + $match.Groups[1].Value + '\\' + $match.Groups[2].Value" in split
+    vm_key = tree.t(fns["get-smbvolvmlockkey"])
+    assert "('vm:' + [string]$VM.Id).ToLowerInvariant()" in vm_key
+
+
+def test_slot_selection_only_inside_the_locked_attachment():
+    for name in ("attach_vhd", "attach_vhds"):
+        tree = tree_of(name, {})
+        fns = tree.functions()
+        callers = set()
+        for fn_name, fn in fns.items():
+            for cmd, _ in tree.commands(fn):
+                if cmd.lower() in ("find-smbvolfreeslot", "hyper-v\\add-vmharddiskdrive"):
+                    callers.add(fn_name)
+        assert callers == {"add-smbvolattachment"}, callers
+        # and the attachment itself is only called by the locked body
+        callers = {fn_name for fn_name, fn in fns.items()
+                   for cmd, _ in tree.commands(fn) if cmd.lower() == "add-smbvolattachment"}
+        assert callers == {"invoke-smbvoloperation"}
+
+
+def test_lock_order_vm_before_shares():
+    for name in ("attach_vhd", "attach_vhds"):
+        tree = tree_of(name, {})
+        keys = [tree.arg(node, "Key") for cmd, node in tree.commands(operation_body(tree))
+                if cmd.lower() == "enter-smbvollock"]
+        assert "Get-SmbvolVMLockKey" in keys[0], keys
+        assert all(_kind_of_key(k) == "share" for k in keys[1:]), keys
+
+
+def test_attach_vhds_takes_share_locks_in_sorted_order():
+    body = tree_of("attach_vhds", {}).t(operation_body(tree_of("attach_vhds", {})))
+    sort_at = body.index("$keys.Sort([System.StringComparer]::Ordinal)")
+    assert sort_at < body.index("foreach ($key in $keys)")
+
+
+# --------------------------------------------------------------------------
+# secrets in the mapping code
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,opts", RENDERS, ids=RENDER_IDS)
+def test_no_plain_password_reaches_a_cmdlet(name, opts):
+    tree = tree_of(name, opts)
+    text = tree.text
+    assert "GetNetworkCredential" not in text
+    assert "-AsPlainText" not in text
+    for cmd, node in tree.commands():
+        command_text = tree.t(node)
+        assert "-Password" not in command_text, command_text[:120]
+        if cmd.lower() == "smbshare\\new-smbmapping":
+            assert "-UserName" not in command_text
+
+
+def test_task_command_line_and_definition_carry_no_secret():
+    tree = tree_of("mount_share", {"mapping_via_task": True})
+    fn = tree.t(tree.functions()["new-smbvolglobalmappingviatask"])
+    args = re.search(r"^\s*\$action\.Arguments = (.*)$", fn, re.M).group(1)
+    assert set(re.findall(r"\$\w+", args)) == {"$scriptPath", "$jobPath"}
+    register = re.search(r"RegisterTaskDefinition\(([^)]*)\)", fn).group(1)
+    assert [a.strip() for a in register.split(",")] == [
+        "$taskName", "$definition", "6", "'SYSTEM'", "$null", "5"]
+    # the job file holds a DPAPI blob, never the credential object or its password
+    job = re.search(r"\$job = @\{(.*?)\n\s*\}", fn, re.S).group(1)
+    assert "Protect-SmbvolPassword" in job
+    assert ".Password" not in job
+    # task removed and files deleted in the finally block
+    finally_part = fn[fn.rindex("} finally {"):]
+    assert "$folder.DeleteTask($taskName, 0)" in finally_part
+    assert "[System.IO.File]::Delete($leftover)" in finally_part
+    # bounded wait
+    assert "AddSeconds(120)" in fn and "Start-Sleep -Milliseconds" in fn
+
+
+def test_user_mapping_with_credentials_goes_through_unmanaged_memory():
+    text = scripts.render("attach_vhd").text
+    assert "Marshal.SecureStringToGlobalAllocUnicode(password)" in text
+    assert "Marshal.ZeroFreeGlobalAllocUnicode(secret)" in text
+    assert "[Smbvol.NetApi]::AddConnection($Share.root, [string]$Credential.UserName, " \
+           "$Credential.Password)" in text
+
+
+def test_global_mapping_is_guarded_and_recorded():
+    tree = tree_of("mount_share", {})
+    fn = tree.t(tree.functions()["new-smbvolmapping"])
+    guard = "if ($null -ne (Get-Command -Name 'New-SmbGlobalMapping' " \
+            "-ErrorAction SilentlyContinue)) {"
+    assert fn.index(guard) < fn.index("SmbShare\\New-SmbGlobalMapping -RemotePath")
+    mount = tree.t(tree.functions()["mount-smbvolshare"])
+    assert mount.index("New-SmbvolMapping -Share") < mount.index(
+        "Set-SmbvolMappingRecord -Root $Share.root -Kind $kind")
+
+
+def test_unmount_removes_only_owned_mappings_unless_forced():
+    tree = tree_of("unmount_share", {})
+    body = tree.t(operation_body(tree))
+    refuse = body.index("if (-not $owned -and -not $Force) {")
+    in_use = body.index("if ($users.Count -gt 0) {")
+    remove = body.index("Remove-SmbvolMappingObject -Mapping $mapping")
+    assert refuse < in_use < remove
+    assert "Stop-Smbvol -Kind 'disk_in_use'" in body[in_use:remove]
