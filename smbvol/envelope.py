@@ -96,7 +96,7 @@ def parse(output: str, *, operation: str, host: str = "localhost",
     except ValueError as exc:
         raise exceptions.MalformedEnvelope(operation=operation,
                                            reason="invalid JSON (%s)" % exc.msg,
-                                           excerpt=_excerpt())
+                                           excerpt=_excerpt()) from None
     return interpret(doc, operation=operation, host=host, secrets=secrets, excerpt_text=_excerpt)
 
 

@@ -137,7 +137,8 @@ class EnvelopeError(SmbvolError):
 
 
 class NoEnvelope(EnvelopeError):
-    msg_fmt = "%(operation)s printed no result document (exit code %(exit_code)s); output: %(excerpt)s"
+    msg_fmt = ("%(operation)s printed no result document (exit code %(exit_code)s); "
+               "output: %(excerpt)s")
 
 
 class MultipleEnvelopes(EnvelopeError):

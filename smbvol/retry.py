@@ -37,7 +37,7 @@ def policy(what: str, retry_count: int, interval: float,
         wait=tenacity.wait_fixed(max(0.0, float(interval))),
         retry=tenacity.retry_if_exception(exceptions.is_transient),
         before_sleep=_log_retry(what),
-        sleep=sleep or time.sleep,
+        sleep=time.sleep if sleep is None else sleep,
         reraise=True,
     )
 

@@ -335,7 +335,8 @@ def get_operation(name: str) -> Operation:
         return OPERATIONS[name]
     except KeyError:
         raise exceptions.ScriptError(
-            name=name, reason="no such operation; known: %s" % ", ".join(sorted(OPERATIONS)))
+            name=name, reason="no such operation; known: %s" % ", ".join(sorted(OPERATIONS))
+        ) from None
 
 
 # --------------------------------------------------------------------------
@@ -378,7 +379,8 @@ def _render_cached(name: str, options: Tuple[Tuple[str, Any], ...]) -> str:
             **dict(options),
         )
     except jinja2.TemplateError as exc:
-        raise exceptions.ScriptError(name=name, reason="%s: %s" % (type(exc).__name__, exc))
+        raise exceptions.ScriptError(
+            name=name, reason="%s: %s" % (type(exc).__name__, exc)) from exc
 
 
 def param_block(op: Operation) -> str:
