@@ -478,3 +478,7 @@ def catalog_table() -> str:
             "   * - Template\n     - Operation\n     - Parameters\n     - Result fields\n"
             "     - Error kinds\n")
     return head + "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover - regenerates the README's table
+    print(catalog_table(), end="")

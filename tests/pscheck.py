@@ -18,7 +18,8 @@ Checkers
     harmless string to the grammar and runs ``Evil`` in PowerShell.  Every string-literal node
     (single- and double-quoted, both here-string kinds) is therefore scanned again from its
     opening quote with PowerShell's own rule -- any quote character of the string's kind that is
-    not doubled by a second quote character of that kind ends the string; in double-quoted
+    not doubled by a second quote character of that kind ends the string (a doubled pair, even
+    of two different characters such as ``’'``, is one literal quote: the second); in double-quoted
     strings a backtick escapes the next character and ``$(...)``/``${...}``/``$name`` parts are
     code, not text; a here-string ends at a line that starts with a quote character of its kind
     followed by ``@`` -- and the checker fails when PowerShell would end the string anywhere but
@@ -86,10 +87,14 @@ A guard must be in the same function as the guarded call: a function body is not
 place it is called from.  Under ``exists(X)``, a parameter of ``X`` passes when the oldest docset
 documenting ``X`` lists it; anything newer needs ``has(X, P)``.
 
+Grammar limits seen so far (valid PowerShell the grammar reports as errors, so templates avoid
+them): a ``param(...)`` block followed by a statement on the same line, and a ``param(...)``
+block followed by named ``begin``/``process``/``end`` blocks on one line.
+
 Helpers for the tests: :func:`parse`, :func:`string_literals`, :func:`value_positions` (where a
 value occurs in a text), :func:`substitution_issues` (a script rendered with values is its
-sentinel-valued baseline with only string-literal contents changed, each decoding to its value),
-:func:`load_cmdlets`.
+sentinel-valued baseline with only string-literal contents changed, each decoding to its value;
+its issues have check ``value``), :func:`load_cmdlets`, :func:`load_index`.
 """
 
 from __future__ import annotations
