@@ -34,6 +34,11 @@ def ps_quote(value: str) -> str:
     if "\x00" in value:
         raise exceptions.InvalidInput(field="value", value="<contains NUL>",
                                       reason="NUL characters cannot be passed to PowerShell")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise exceptions.InvalidInput(field="value", value="<lone surrogate>",
+                                      reason="the text is not valid Unicode") from None
     return "'" + value.translate(_TRANSLATION) + "'"
 
 

@@ -153,6 +153,13 @@ def _check_type(op: str, p: Param, value: Any) -> None:
         if "\x00" in s:
             raise exceptions.InvalidInput(field=p.name, value="<contains NUL>",
                                           reason="NUL characters cannot be passed to PowerShell")
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError:
+            raise exceptions.InvalidInput(
+                field=p.name, value="<lone surrogate>",
+                reason="the text is not valid Unicode (a lone surrogate); "
+                       "pass well-formed UTF-8 text") from None
 
 
 def _strings_of(value: Any):

@@ -68,3 +68,8 @@ def test_asdict_of_a_dataclass_holding_a_credential_keeps_the_secret_hidden():
     d = dataclasses.asdict(Holder(Credential("u", Secret(PW))))
     assert isinstance(d["credential"]["password"], Secret)
     assert PW not in repr(d)
+
+
+def test_quote_rejects_lone_surrogates():
+    with pytest.raises(exceptions.InvalidInput, match="not valid Unicode"):
+        ps_quote("abc\ud800")
