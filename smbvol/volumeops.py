@@ -129,6 +129,12 @@ class VolumeOps:
         return self._drivers[name]
 
     def _resolve(self, connection_info: Any) -> Tuple[VolumeDriver, Any]:
+        """The driver and typed properties of ``connection_info``: Cinder's dict, or the
+        properties a driver already parsed (e.g. :class:`~smbvol.connection.SmbConnectionInfo`
+        with a credential typed in by an operator)."""
+        if not isinstance(connection_info, Mapping) and isinstance(
+                getattr(connection_info, "driver_volume_type", None), str):
+            return self.driver(connection_info.driver_volume_type), connection_info
         driver = self.driver(drivers.driver_type_of(connection_info))
         return driver, driver.parse(connection_info)
 

@@ -41,3 +41,15 @@ def test_missing_variables_are_named():
                                           SMBVOL_TEST_SHARE_PASSWORD="pw-unique-1"))
     assert settings.share_path == "\\\\hv01\\share"
     assert "pw-unique-1" not in repr(settings)
+
+
+def test_lab_scripts_pass_the_offline_verification():
+    import pytest
+
+    from tests import pscheck
+
+    for name in sorted(lab.LAB_OPERATIONS):
+        text = lab.render_lab(name).text
+        issues = pscheck.all_issues(text)
+        if issues:
+            pytest.fail("%s: %s" % (name, "; ".join(str(i) for i in issues)))

@@ -300,9 +300,10 @@ def test_every_hostile_piece_alone_stays_data(name):
 
 
 @settings(max_examples=40, deadline=None)
-@given(before=HOSTILE, after=HOSTILE, name=st.sampled_from(sorted(OPERATIONS)))
-def test_nul_is_rejected_before_any_script_exists(before, after, name):
-    value = before + "\x00" + after
+@given(before=HOSTILE, after=HOSTILE, name=st.sampled_from(sorted(OPERATIONS)),
+       bad=st.sampled_from(["\x00", "\ud800", "\udbff", "\udc00", "\udfff"]))
+def test_nul_and_lone_surrogates_are_rejected_before_any_script_exists(before, after, name, bad):
+    value = before + bad + after
     with pytest.raises(exceptions.InvalidInput):
         quoting.ps_quote(value)
     op = OPERATIONS[name]

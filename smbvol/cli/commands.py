@@ -72,6 +72,8 @@ class HostCommand(lister.Lister):
             if self.show_output:
                 self.produce_output(parsed_args, column_names, data)
             return self.exit_code
+        except BrokenPipeError:
+            raise  # cliff exits 141, as for any pipe closed early
         except Exception as exc:  # every error becomes one line and an exit code
             return self.app.report(exc)
 
@@ -252,10 +254,10 @@ class VolumeAttach(VolumeCommand):
     action = "volume attach"
 
     def plan(self, ops, volume, args):
-        return ops.plan_attach(volume, args.vm, args.disk_bus)
+        return ops.plan_attach(volume.props, args.vm, args.disk_bus)
 
     def execute(self, ops, volume, args):
-        return ops.attach_volume(volume, args.vm, args.disk_bus)
+        return ops.attach_volume(volume.props, args.vm, args.disk_bus)
 
 
 class VolumeDetach(VolumeCommand):
@@ -265,10 +267,10 @@ class VolumeDetach(VolumeCommand):
     action = "volume detach"
 
     def plan(self, ops, volume, args):
-        return ops.plan_detach(volume, args.vm)
+        return ops.plan_detach(volume.props, args.vm)
 
     def execute(self, ops, volume, args):
-        return ops.detach_volume(volume, args.vm)
+        return ops.detach_volume(volume.props, args.vm)
 
 
 class ShareMount(VolumeCommand):
@@ -279,10 +281,10 @@ class ShareMount(VolumeCommand):
     action = "share mount"
 
     def plan(self, ops, volume, args):
-        return ops.plan_connect(volume)
+        return ops.plan_connect(volume.props)
 
     def execute(self, ops, volume, args):
-        return ops.connect_volume(volume)
+        return ops.connect_volume(volume.props)
 
 
 class ShareUnmount(VolumeCommand):
@@ -295,10 +297,10 @@ class ShareUnmount(VolumeCommand):
     action = "share unmount"
 
     def plan(self, ops, volume, args):
-        return ops.plan_disconnect(volume, force=args.force)
+        return ops.plan_disconnect(volume.props, force=args.force)
 
     def execute(self, ops, volume, args):
-        return ops.disconnect_volume(volume, force=args.force)
+        return ops.disconnect_volume(volume.props, force=args.force)
 
 
 class VolumeList(HostCommand):

@@ -2,9 +2,9 @@
 
 The command line parses every volume before it contacts a host (so bad input
 is a usage error) and attaches a share password typed by the operator as a
-:class:`~smbvol.secret.Credential` rather than through a mount-options string.
-:class:`CliVolumeOps` therefore also accepts a :class:`~smbvol.cli.volumes.Volume`
-where :class:`smbvol.volumeops.VolumeOps` takes a connection_info dict.
+:class:`~smbvol.secret.Credential` rather than through a mount-options string;
+it hands VolumeOps the parsed properties, which VolumeOps takes in place of a
+connection_info dict.
 
 :class:`DryRunExecutor` is the executor of ``--dry-run``: it refuses to run
 anything, so planning a dry run provably does no I/O.
@@ -12,10 +12,9 @@ anything, so planning a dry run provably does no I/O.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Tuple
+from typing import Any, Mapping
 
 from smbvol import exceptions
-from smbvol.cli.volumes import Volume
 from smbvol.executors.base import Executor, RawOutput
 from smbvol.volumeops import VolumeOps
 
@@ -30,10 +29,6 @@ class DryRunExecutor(Executor):
                                        reason="--dry-run does not run %s" % script.name)
 
 
-class CliVolumeOps(VolumeOps):
-    """VolumeOps that also takes a :class:`Volume` (parsed by its driver) as connection_info."""
-
-    def _resolve(self, connection_info: Any) -> Tuple[Any, Any]:
-        if isinstance(connection_info, Volume):
-            return self.driver(connection_info.driver_volume_type), connection_info.props
-        return super()._resolve(connection_info)
+# The CLI passes each Volume's parsed properties to VolumeOps, which takes them as well as
+# Cinder's connection_info dicts.
+CliVolumeOps = VolumeOps
