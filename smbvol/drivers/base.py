@@ -20,6 +20,7 @@ from smbvol.envelope import ScriptResult
 LOG = logging.getLogger(__name__)
 
 DISK_BUSES = ("scsi", "ide")
+RO_OPTION = "[hyperv] allow_read_only_as_read_write"
 
 
 class VolumeDriver(abc.ABC):
@@ -43,6 +44,35 @@ class VolumeDriver(abc.ABC):
     @abc.abstractmethod
     def describe(self, props: Any) -> str:
         """A short text naming the volume and where it lives, for messages (no secret)."""
+
+    #: For the read-only refusal: what Hyper-V attaches, and what the VM could then write.
+    attach_kind = "attach"
+    medium = "volume"
+
+    def _lock_timeout(self) -> int:
+        return int(self.conf.hyperv.host_lock_timeout)
+
+    def _check_writable(self, props: Any, instance_name: str) -> None:
+        """Refuse ``access_mode: ro`` unless the operator allowed it (then warn loudly).
+
+        Hyper-V has no verified read-only attach: the VM could write to the volume (for a
+        snapshot attach that corrupts the image chain).
+        """
+        if not props.read_only:
+            return
+        if not self.conf.hyperv.allow_read_only_as_read_write:
+            raise exceptions.InvalidInput(
+                field="access_mode", value="ro",
+                message="refusing to attach %s to VM %s: its access_mode is 'ro' but there is "
+                        "no verified read-only %s in Hyper-V, so the VM could write to the %s "
+                        "(for a snapshot attach that corrupts the image chain). To attach it "
+                        "read-write anyway, set %s = true."
+                        % (self.describe(props), instance_name, self.attach_kind, self.medium,
+                           RO_OPTION))
+        LOG.warning("ATTACHING A READ-ONLY VOLUME READ-WRITE: %s has access_mode 'ro' but is "
+                    "attached writable to VM %s because %s is set; Hyper-V cannot enforce "
+                    "read-only access and the VM can modify the %s",
+                    self.describe(props), instance_name, RO_OPTION, self.medium)
 
     def lock_keys(self, props: Any) -> Tuple[str, ...]:
         """Names of the shared resources (shares, targets) to lock around connect/attach."""

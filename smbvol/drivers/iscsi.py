@@ -40,7 +40,6 @@ from smbvol.secret import MASK
 
 LOG = logging.getLogger(__name__)
 
-RO_OPTION = "[hyperv] allow_read_only_as_read_write"
 #: CHAP secret lengths the Microsoft iSCSI initiator accepts (ISDSC_SHORT_CHAP_SECRET below).
 CHAP_SECRET_MIN = 12
 CHAP_SECRET_MAX = 16
@@ -115,6 +114,8 @@ class ISCSIVolumeDriver(VolumeDriver):
     """Volumes of Cinder's iSCSI drivers (``driver_volume_type: iscsi``)."""
 
     driver_volume_type = "iscsi"
+    attach_kind = "passthrough attach"
+    medium = "LUN"
 
     # -- connection_info ---------------------------------------------------
     def parse(self, connection_info: Mapping[str, Any]) -> connection.IscsiConnectionInfo:
@@ -148,8 +149,6 @@ class ISCSIVolumeDriver(VolumeDriver):
                 keys.append(key)
         return tuple(sorted(keys))
 
-    def _lock_timeout(self) -> int:
-        return int(self.conf.hyperv.host_lock_timeout)
 
     def _target_params(self, props: connection.IscsiConnectionInfo) -> Dict[str, Any]:
         return {
@@ -164,22 +163,6 @@ class ISCSIVolumeDriver(VolumeDriver):
         if props.chap is not None:
             params["ChapCredential"] = props.chap
         return params
-
-    def _check_writable(self, props: connection.IscsiConnectionInfo, instance_name: str) -> None:
-        """Refuse ``access_mode: ro`` unless the operator allowed it (then warn loudly)."""
-        if not props.read_only:
-            return
-        if not self.conf.hyperv.allow_read_only_as_read_write:
-            raise exceptions.InvalidInput(
-                field="access_mode", value="ro",
-                message="refusing to attach %s to VM %s: its access_mode is 'ro' but there is "
-                        "no verified read-only passthrough attach in Hyper-V, so the VM could "
-                        "write to the LUN. To attach it read-write anyway, set %s = true."
-                        % (self.describe(props), instance_name, RO_OPTION))
-        LOG.warning("ATTACHING A READ-ONLY VOLUME READ-WRITE: %s has access_mode 'ro' but is "
-                    "attached writable to VM %s because %s is set; Hyper-V cannot enforce "
-                    "read-only access and the VM can modify the LUN",
-                    self.describe(props), instance_name, RO_OPTION)
 
     # -- plans -------------------------------------------------------------
     def plan_connect(self, props: connection.IscsiConnectionInfo) -> results.Invocation:

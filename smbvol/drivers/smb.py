@@ -34,13 +34,13 @@ from smbvol.envelope import ScriptResult
 
 LOG = logging.getLogger(__name__)
 
-RO_OPTION = "[hyperv] allow_read_only_as_read_write"
-
 
 class SMBVolumeDriver(VolumeDriver):
     """Volumes of Cinder's SMB drivers (``driver_volume_type: smbfs``)."""
 
     driver_volume_type = "smbfs"
+    attach_kind = "VHD/VHDX attach"
+    medium = "image"
 
     # -- connection_info ---------------------------------------------------
     def parse(self, connection_info: Mapping[str, Any]) -> connection.SmbConnectionInfo:
@@ -60,27 +60,8 @@ class SMBVolumeDriver(VolumeDriver):
     def _options(self) -> Dict[str, bool]:
         return {"mapping_via_task": bool(self.conf.hyperv.smb_mapping_via_scheduled_task)}
 
-    def _lock_timeout(self) -> int:
-        return int(self.conf.hyperv.host_lock_timeout)
 
     # -- checks ------------------------------------------------------------
-    def _check_writable(self, props: connection.SmbConnectionInfo, instance_name: str) -> None:
-        """Refuse ``access_mode: ro`` unless the operator allowed it (then warn loudly)."""
-        if not props.read_only:
-            return
-        if not self.conf.hyperv.allow_read_only_as_read_write:
-            raise exceptions.InvalidInput(
-                field="access_mode", value="ro",
-                message="refusing to attach %s to VM %s: its access_mode is 'ro' but there is "
-                        "no verified read-only VHD/VHDX attach in Hyper-V, so the VM could "
-                        "write to the image (for a snapshot attach that corrupts the image "
-                        "chain). To attach it read-write anyway, set %s = true."
-                        % (self.describe(props), instance_name, RO_OPTION))
-        LOG.warning("ATTACHING A READ-ONLY VOLUME READ-WRITE: %s has access_mode 'ro' but is "
-                    "attached writable to VM %s because %s is set; Hyper-V cannot enforce "
-                    "read-only access and the VM can modify the image",
-                    self.describe(props), instance_name, RO_OPTION)
-
     @staticmethod
     def _qos(props: connection.SmbConnectionInfo) -> Tuple[int, int]:
         """(MaximumIops, MinimumIops) in normalised 8 KB IOPS, 0 for none.
