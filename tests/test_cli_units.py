@@ -225,3 +225,22 @@ def test_no_second_hint_when_the_message_has_one():
                                 operation="attach_vhd", host="h")
     line = errors.failure(exc, "h").line()
     assert line.count("detach a disk") == 1 and " -- " not in line
+
+
+def test_dry_run_without_the_grammar_is_a_usage_error(monkeypatch, capsys):
+    import sys
+
+    from smbvol.cli import app, grammar
+
+    grammar._language.cache_clear()
+    monkeypatch.setitem(sys.modules, "tree_sitter", None)
+    monkeypatch.setitem(sys.modules, "tree_sitter_powershell", None)
+    try:
+        code = app.main(["volume", "attach", "--dry-run", "vm1", "--export", "//fs01/vols",
+                         "--name", "v.vhdx"])
+    finally:
+        grammar._language.cache_clear()
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    assert "pip install tree-sitter tree-sitter-powershell" in err

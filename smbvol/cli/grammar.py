@@ -34,10 +34,10 @@ def _language() -> Any:
 
 def parse(text: str) -> Any:
     """The tree-sitter tree of ``text`` (raises DryRunUnavailable without the grammar)."""
+    language = _language()  # first: it turns a missing grammar into DryRunUnavailable
     import tree_sitter
 
-    parser = tree_sitter.Parser(_language())
-    return parser.parse(text.encode("utf-8"))
+    return tree_sitter.Parser(language).parse(text.encode("utf-8"))
 
 
 def _errors(node: Any, out: List[Tuple[int, int, str]]) -> None:
