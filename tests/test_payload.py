@@ -27,7 +27,7 @@ def test_command_line_is_fixed_and_holds_no_value():
     assert "-EncodedCommand" in args and "-NonInteractive" in args and "-NoProfile" in args
     decoded = base64.b64decode(base.POWERSHELL_ARGS[-1]).decode("utf-16-le")
     assert decoded == base.BOOTSTRAP
-    assert "[Console]::In.ReadToEnd()" in decoded
+    assert "foreach ($line in $input)" in decoded and "[Console]::In.ReadToEnd()" in decoded
 
 
 def test_payload_carries_script_plain_values_and_secrets_separately():
@@ -66,3 +66,17 @@ def test_describe_parameters_masks_secrets():
          "v": "vm"})
     assert PW not in repr(described)
     assert described == {"c": "svc/***", "s": "***", "l": ["x/***"], "v": "vm"}
+
+
+def test_bootstrap_passes_the_offline_verification():
+    from tests import pscheck
+
+    text = base.BOOTSTRAP
+    assert pscheck.parse_errors(text) == []
+    assert pscheck.quote_issues(text) == []
+    assert pscheck.ps7_only_syntax(text) == []
+    # Turning the received script text into code is the bootstrap's whole job; nothing else
+    # may be flagged (every cmdlet and parameter it uses exists in PowerShell 5.1).
+    issues = pscheck.command_issues(text)
+    assert sorted(i.message.split(":")[0] for i in issues) == [
+        "command name is computed ('& $block @values')", "forbidden"]

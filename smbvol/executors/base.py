@@ -128,8 +128,9 @@ def describe_parameters(params: Mapping[str, Any]) -> Dict[str, Any]:
 # The stdin protocol shared by the local and WinRM executors.
 # --------------------------------------------------------------------------
 
-#: Fixed bootstrap (no value in it).  Reads standard input with .NET — not with a
-#: cmdlet, so module logging never records it — as lines:
+#: Fixed bootstrap (no value in it).  Reads standard input — the ``$input`` enumerator
+#: powershell.exe fills from a redirected stdin, else ``[Console]::In``; never through a
+#: cmdlet, so module logging does not record it — as lines:
 #:   1. base64(UTF-8 script text)
 #:   2. base64(UTF-8 JSON object of the non-secret parameters)
 #:   3+ one secret per line, tab-separated base64 fields:
@@ -139,7 +140,12 @@ def describe_parameters(params: Mapping[str, Any]) -> Dict[str, Any]:
 BOOTSTRAP = r"""$ErrorActionPreference = 'Stop'
 $utf8 = New-Object -TypeName System.Text.UTF8Encoding -ArgumentList $false
 try { [Console]::OutputEncoding = $utf8 } catch { $null = $_ }
-$lines = [Console]::In.ReadToEnd().Split([char]10)
+$lines = New-Object -TypeName System.Collections.Generic.List[string]
+foreach ($line in $input) { $lines.Add([string]$line) }
+if ($lines.Count -lt 2) {
+    $lines.Clear()
+    $lines.AddRange([string[]][Console]::In.ReadToEnd().Split([char]10))
+}
 function ConvertFrom-SmbvolB64([string]$Text) {
     return $utf8.GetString([System.Convert]::FromBase64String($Text.Trim()))
 }
@@ -151,14 +157,17 @@ if ($data -ne '{}') {
     foreach ($p in $object.PSObject.Properties) { $values[$p.Name] = $p.Value }
 }
 $lists = @{}
-for ($i = 2; $i -lt $lines.Length; $i++) {
+for ($i = 2; $i -lt $lines.Count; $i++) {
     $f = $lines[$i].Trim().Split([char]9)
     if ($f.Length -lt 4) { continue }
     $name = ConvertFrom-SmbvolB64 $f[1]
     $secure = New-Object -TypeName System.Security.SecureString
-    foreach ($c in (ConvertFrom-SmbvolB64 $f[$f.Length - 1]).ToCharArray()) {
+    # The secret is decoded by .NET calls only (no cmdlet or function parameter holds it).
+    $plain = $utf8.GetString([System.Convert]::FromBase64String($f[$f.Length - 1].Trim()))
+    foreach ($c in $plain.ToCharArray()) {
         $secure.AppendChar($c)
     }
+    $plain = $null
     $secure.MakeReadOnly()
     $value = $secure
     if ($f[0] -eq 'credential') {
