@@ -130,7 +130,15 @@ class ShareDisconnection(_Result):
 
 @dataclasses.dataclass(frozen=True)
 class DiskAttachment(_Result):
-    """One hard disk of a VM, as ``list_attachments`` reports it."""
+    """One hard disk of a VM, as ``list_attachments`` reports it.
+
+    An image file has its path in ``disk_path`` (``share_path``: the share it lies
+    on).  A passthrough disk has the host's ``disk_number`` and ``disk_path``
+    ``\\\\.\\PHYSICALDRIVE<n>`` (what ``get_disk_resource_path`` answers for an
+    iSCSI volume); when an iSCSI session of the host reaches that disk, ``target_iqn``,
+    ``target_lun`` and ``target_portal`` (``host:port``) say which LUN it is.  They are
+    None for image files and for disks no iSCSI session reaches.
+    """
 
     vm_name: str
     vm_id: Optional[str]
@@ -141,6 +149,10 @@ class DiskAttachment(_Result):
     share_path: Optional[str] = None
     maximum_iops: Optional[int] = None
     minimum_iops: Optional[int] = None
+    disk_number: Optional[int] = None
+    target_iqn: Optional[str] = None
+    target_lun: Optional[int] = None
+    target_portal: Optional[str] = None
     host: Optional[str] = None
 
 

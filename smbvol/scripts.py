@@ -194,6 +194,15 @@ _ATTACHMENT_FIELDS = ("vm_name", "vm_id", "controller_type", "controller_number"
                       "controller_location", "disk_path", "changed", "mapping_created",
                       "mapping_kind")
 
+#: The fields of each entry of list_attachments' ``attachments`` (the template and the host
+#: double answer exactly these): a passthrough disk has ``disk_number`` and ``path``
+#: ``\\.\PHYSICALDRIVE<n>``; the ``target_*`` fields name the iSCSI LUN behind it (null for
+#: image files and for disks no iSCSI session reaches).
+LIST_ATTACHMENTS_ENTRY_FIELDS = ("vm_name", "vm_id", "controller_type", "controller_number",
+                                 "controller_location", "path", "disk_number", "target_iqn",
+                                 "target_lun", "target_portal", "on_share", "share",
+                                 "maximum_iops", "minimum_iops")
+
 # iSCSI: one entry per path (portal, target IQN, LUN); several entries are the multipath form.
 _ISCSI_PORTALS = Param("TargetPortals", "strings", "target portal of each path, host:port (IPv6 "
                        "as [addr]:port)", required=True)
@@ -272,7 +281,8 @@ OPERATIONS: Dict[str, Operation] = {op.name: op for op in (
     ),
     Operation(
         "list_attachments",
-        "Every hard disk of one VM, or of every VM: path, controller, share, QoS.",
+        "Every hard disk of one VM, or of every VM: path, controller, share, QoS; a "
+        "passthrough disk's number and iSCSI target (IQN, LUN, portal).",
         (Param("VMName", "string", "one VM ('' for every VM)", default="''"),),
         ("attachments",),
         ("vm_not_found", "access_denied", "unexpected"),

@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from smbvol import drivers, exceptions, results, retry, scripts
 from smbvol.drivers.base import VolumeDriver
+from smbvol.drivers.iscsi import disk_path_of
 from smbvol.envelope import ScriptResult
 from smbvol.locks import LockRegistry
 from smbvol.secret import iter_secrets, mask
@@ -379,10 +380,13 @@ class VolumeOps:
 
     # -- lookups ---------------------------------------------------------------
     def get_disk_resource_path(self, connection_info: Mapping[str, Any]) -> str:
-        """The path Hyper-V uses for the volume's disk (UNC, or local for a local share).
+        """The path Hyper-V uses for the volume's disk.
 
-        Runs the idempotent connect (``mount_share``): nothing changes on the host
-        when the volume is already connected, as Nova expects when it asks.
+        ``smbfs``: the image's UNC path, or its local path for a share on this host.
+        ``iscsi``: the LUN's host disk as ``\\\\.\\PHYSICALDRIVE<n>``, the ``disk_path``
+        :meth:`list_attachments` reports for that passthrough disk.  Runs the idempotent
+        connect (``mount_share`` / ``iscsi_connect``): nothing changes on the host when the
+        volume is already connected, as Nova expects when it asks.
         """
         driver, props = self._resolve(connection_info)
         return driver.disk_path(self._connect(driver, props), props)
@@ -403,23 +407,37 @@ class VolumeOps:
 
     def list_attachments(self, instance_name: Optional[str] = None
                          ) -> List[results.DiskAttachment]:
-        """Every hard disk of VM ``instance_name``, or of every VM on the host."""
+        """Every hard disk of VM ``instance_name``, or of every VM on the host.
+
+        Read only (``list_attachments``, no lock).  A passthrough disk comes with its disk
+        number, ``disk_path`` ``\\\\.\\PHYSICALDRIVE<n>`` (the path
+        :meth:`get_disk_resource_path` gives for an iSCSI volume) and, when an iSCSI session
+        reaches it, the target IQN, LUN and portal; those are None for image files.
+        """
         inv = self.plan_list_attachments(instance_name)
         context = "listing the disks of %s on host %s" % (
             "VM " + instance_name if instance_name else "every VM", self.host)
         res = self.execute(inv, context=context, retried=False)
         out = []
         for r in results.as_list(res.result.get("attachments")):
+            number = results.as_int(r.get("disk_number"))
+            path = r.get("disk_path") or r.get("path") or None
+            if number is not None and not path:
+                path = disk_path_of(number)
             out.append(results.DiskAttachment(
                 vm_name=str(r.get("vm_name") or instance_name or ""),
                 vm_id=r.get("vm_id") or None,
                 controller_type=r.get("controller_type") or None,
                 controller_number=results.as_int(r.get("controller_number")),
                 controller_location=results.as_int(r.get("controller_location")),
-                disk_path=r.get("disk_path") or r.get("path") or None,
+                disk_path=path,
                 share_path=r.get("share_path") or r.get("share") or None,
                 maximum_iops=results.as_int(r.get("maximum_iops")),
                 minimum_iops=results.as_int(r.get("minimum_iops")),
+                disk_number=number,
+                target_iqn=r.get("target_iqn") or None,
+                target_lun=results.as_int(r.get("target_lun")),
+                target_portal=r.get("target_portal") or None,
                 host=res.host))
         return out
 

@@ -290,8 +290,9 @@ def test_results_have_exactly_the_catalog_fields():
     assert set(attach(host)) == set(OPERATIONS["attach_vhd"].result_fields)
     listed = run(host, "list_attachments").result["attachments"]
     assert set(listed[0]) == {"vm_name", "vm_id", "controller_type", "controller_number",
-                              "controller_location", "path", "disk_number", "on_share",
-                              "share", "maximum_iops", "minimum_iops"}
+                              "controller_location", "path", "disk_number", "target_iqn",
+                              "target_lun", "target_portal", "on_share", "share",
+                              "maximum_iops", "minimum_iops"}
     for op, params in (("mount_share", {"SharePath": SHARE}),
                        ("unmount_share", {"SharePath": "\\\\hv01\\local"}),
                        ("detach_vhd", {"VMName": "vm2", "SharePath": SHARE,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 
 import pytest
 
@@ -161,9 +162,86 @@ def test_list_attachments_reports_the_passthrough_disk_number(ops, host):
     ops.attach_volume(info(), VM)
     res = host.executor().run(scripts.render("list_attachments"), {"VMName": VM})
     (row,) = res.result["attachments"]
-    assert row["disk_number"] == 5 and row["path"] is None
+    assert row["disk_number"] == 5 and row["path"] == "\\\\.\\PHYSICALDRIVE5"
+    assert (row["target_iqn"], row["target_lun"], row["target_portal"]) == (IQN, 1, PORTAL)
+    assert row["on_share"] is False and row["share"] is None
     listed = ops.list_attachments(VM)
     assert [(a.vm_name, a.controller_type) for a in listed] == [(VM, "SCSI")]
+
+
+def test_list_attachments_entries_template_and_double_have_the_catalog_fields(ops, host):
+    text = scripts.render("list_attachments").text
+    table = re.search(r"\$attachments\.Add\(@\{\n(.*?)\n\s*\}\)", text, re.S).group(1)
+    keys = re.findall(r"^\s*([a-z_]+) = ", table, re.M)
+    assert sorted(keys) == sorted(scripts.LIST_ATTACHMENTS_ENTRY_FIELDS)
+    host.add_share("\\\\fs01\\vols", files=["a.vhdx"])
+    host.attach_disk(VM2, "\\\\fs01\\vols\\a.vhdx", "SCSI", 0, 0)
+    ops.attach_volume(info(), VM)
+    rows = host.executor().run(scripts.render("list_attachments"), {}).result["attachments"]
+    assert len(rows) == 2
+    for row in rows:
+        assert sorted(row) == sorted(scripts.LIST_ATTACHMENTS_ENTRY_FIELDS)
+
+def test_list_attachments_reports_the_iscsi_target_of_a_volume_and_none_for_smb(ops, host):
+    share = "\\\\fs01\\vols"
+    host.add_share(share, files=["volume-9.vhdx"])
+    host.attach_disk(VM, share + "\\volume-9.vhdx", "SCSI", 0, 0)
+    att = ops.attach_volume(info(2), VM)
+    smb, iscsi = ops.list_attachments(VM)
+    assert (smb.disk_path, smb.share_path) == (share + "\\volume-9.vhdx", share)
+    assert (smb.disk_number, smb.target_iqn, smb.target_lun, smb.target_portal) == (
+        None, None, None, None)
+    assert (iscsi.disk_number, iscsi.target_iqn, iscsi.target_lun, iscsi.target_portal) == (
+        6, IQN, 2, PORTAL)
+    assert iscsi.share_path is None and iscsi.host == "hv01"
+    # the path list_attachments reports is the one Nova gets for the volume
+    assert iscsi.disk_path == att.disk_path == ops.get_disk_resource_path(info(2))
+    assert (iscsi.controller_type, iscsi.controller_location) == ("SCSI", 1)
+
+
+def test_list_attachments_every_vm_each_passthrough_disk_its_own_lun(ops, host):
+    ops.attach_volume(info(1), VM)
+    ops.attach_volume(info(2), VM2)
+    listed = {a.vm_name: a for a in ops.list_attachments()}
+    assert {n: (a.disk_number, a.target_lun) for n, a in listed.items()} == {
+        VM: (5, 1), VM2: (6, 2)}
+
+
+def test_list_attachments_passthrough_disk_no_session_reaches_has_no_target(ops, host):
+    host.attach_disk(VM, None, "SCSI", 0, 4, disk_number=2)  # a local disk, not iSCSI
+    ops.attach_volume(info(1), VM)  # takes SCSI 0:0, before the local disk at 0:4
+    lun, local = ops.list_attachments(VM)
+    assert (lun.disk_number, lun.target_iqn, lun.target_lun) == (5, IQN, 1)
+    assert (local.disk_number, local.disk_path) == (2, "\\\\.\\PHYSICALDRIVE2")
+    assert (local.target_iqn, local.target_lun, local.target_portal) == (None, None, None)
+
+
+def test_list_attachments_multipath_portal_is_the_first_sessions(ops, host):
+    host.set_iscsi(mpio=True)
+    ops.attach_volume(info(multipath=True), VM)
+    (row,) = ops.list_attachments(VM)
+    assert (row.disk_number, row.target_iqn, row.target_lun) == (5, IQN, 1)
+    assert row.target_portal == host.sessions[0].portal
+
+
+def test_list_attachments_lookup_failure_is_a_warning_not_an_error(ops, host):
+    ops.attach_volume(info(), VM)
+    host.fail_next("list_attachments", "unexpected", stage="iscsi_lookup",
+                   message="the iSCSI initiator did not answer")
+    res = host.executor().run(scripts.render("list_attachments"), {"VMName": VM})
+    (row,) = res.result["attachments"]
+    assert row["disk_number"] == 5 and row["path"] == "\\\\.\\PHYSICALDRIVE5"
+    assert (row["target_iqn"], row["target_lun"], row["target_portal"]) == (None, None, None)
+    assert any("did not answer" in w for w in res.warnings)
+    (again,) = ops.list_attachments(VM)  # one-shot: the next listing has the target again
+    assert (again.target_iqn, again.target_lun) == (IQN, 1)
+
+
+def test_list_attachments_initiator_service_stopped_no_target(ops, host):
+    ops.attach_volume(info(), VM)
+    host.set_iscsi(service_running=False)
+    (row,) = ops.list_attachments(VM)
+    assert row.disk_number == 5 and row.target_iqn is None and row.target_lun is None
 
 
 # -- multipath -----------------------------------------------------------------------------
@@ -311,3 +389,20 @@ def test_cli_attach_and_detach_with_an_iscsi_connection_info_file(host, tmp_path
     assert rc == 0, err
     assert host.disks_of(VM) == ()
     assert CHAP_SECRET not in out + err + caplog.text
+
+
+def test_cli_volume_list_shows_the_passthrough_disk_and_its_target(host, tmp_path):
+    path = tmp_path / "ci.json"
+    path.write_text(json.dumps(info(volume_id="vol-78")))
+    rc, out, err = _cli(["volume", "attach", VM, "--connection-info", str(path)], host)
+    assert rc == 0, err
+    rc, out, err = _cli(["volume", "list", VM, "-f", "json"], host)
+    assert rc == 0, err
+    (row,) = json.loads(out)
+    assert (row["disk_number"], row["disk_path"]) == (5, "\\\\.\\PHYSICALDRIVE5")
+    assert (row["target_iqn"], row["target_lun"], row["target_portal"]) == (IQN, 1, PORTAL)
+    rc, out, err = _cli(["volume", "list", VM, "-f", "csv"], host)
+    assert rc == 0, err
+    header = out.splitlines()[0]
+    for column in ("disk_number", "target_iqn", "target_lun", "target_portal"):
+        assert column in header

@@ -53,3 +53,37 @@ def test_lab_scripts_pass_the_offline_verification():
         issues = pscheck.all_issues(text)
         if issues:
             pytest.fail("%s: %s" % (name, "; ".join(str(i) for i in issues)))
+
+
+def test_live_scenarios_run_against_the_host_double():
+    """The live scenarios' own logic, run against the double (the double speaks the same
+    contract), so a mistake in the test code shows here rather than on the first live run."""
+    from smbvol.secret import Credential, Secret
+    from smbvol.testing import HostDouble
+    from tests.integration import test_live_scenarios as scenarios
+
+    share = "\\\\fs01.example.test\\smbvol"
+    cred = Credential("EXAMPLE\\svc-smbvol", Secret("live-double-pw"))
+    double = HostDouble("hv01")
+    vms = {}
+    for gen in (2, 1):
+        name = "lab-gen%d" % gen
+        vms["gen%d" % gen] = {"name": name, "id": double.add_vm(name, generation=gen)}
+    images = ["%s\\lab-%d.%s" % (share, i, ext) for i in range(4) for ext in ("vhdx", "vhd")]
+    double.add_share(share, files=[i.rsplit("\\", 1)[1] for i in images], credential=cred)
+    live = lab.LiveSettings(
+        host="hv01", transports=("psrp",), auth="ntlm", username="EXAMPLE\\ops",
+        password=Secret("remoting-pw"), ssl=True, ca_file=None,
+        export="//fs01.example.test/smbvol", share_credential=cred, prefix="lab")
+    lab_state = {"vms": vms, "images": images}
+    executor = double.executor("hv01")
+
+    def ops():
+        return scenarios.VolumeOps(executor, live.conf("psrp"))
+
+    for generation in ("gen2", "gen1"):
+        scenarios.test_attach_detach_idempotent(ops(), live, lab_state, generation)
+    scenarios.test_qos_visible_through_get_vmharddiskdrive(ops(), live, lab_state)
+    scenarios.test_unmount_refused_while_in_use(ops(), live, lab_state)
+    scenarios.test_failed_attach_changes_nothing(ops(), live, lab_state)
+    assert all(not double.disks_of(v["name"]) for v in vms.values())

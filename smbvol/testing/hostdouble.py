@@ -1142,7 +1142,10 @@ class HostDouble:
 
     def op_list_attachments(self, call: _Call, p: Dict[str, Any]) -> Dict[str, Any]:
         """Every hard disk of the VM (every VM when VMName is empty), in controller order;
-        ``share`` is the UNC root of a UNC path (a loopback disk's local path has none)."""
+        ``share`` is the UNC root of a UNC path (a loopback disk's local path has none).
+        A passthrough disk's ``path`` is ``\\\\.\\PHYSICALDRIVE<n>``; its ``target_iqn``,
+        ``target_lun`` and ``target_portal`` come from :meth:`_disk_targets` (none here: the
+        iSCSI mixin knows which LUN backs which disk)."""
         name = p.get("VMName") or ""
         if name:
             vm = self._vms.get(name.lower())
@@ -1153,19 +1156,34 @@ class HostDouble:
         else:
             vms = sorted(self._vms.values(), key=lambda v: v.name.lower())
         out = []
+        targets = self._disk_targets(call) if any(
+            d.disk_number is not None for vm in vms for d in vm.disks) else {}
         for vm in vms:
             for disk in sorted(vm.disks, key=_controller_order):
-                root = _share_root_of(disk.path)
+                path = disk.path
+                target: TMapping[str, Any] = {}
+                if disk.disk_number is not None:
+                    path = "\\\\.\\PHYSICALDRIVE%d" % disk.disk_number
+                    target = targets.get(disk.disk_number) or {}
+                root = _share_root_of(path)
                 out.append({
                     "vm_name": vm.name, "vm_id": vm.id,
                     "controller_type": disk.controller_type,
                     "controller_number": disk.controller_number,
                     "controller_location": disk.controller_location,
-                    "path": disk.path, "disk_number": disk.disk_number,
+                    "path": path, "disk_number": disk.disk_number,
+                    "target_iqn": target.get("target_iqn"),
+                    "target_lun": target.get("target_lun"),
+                    "target_portal": target.get("target_portal"),
                     "on_share": root is not None, "share": root,
                     "maximum_iops": disk.maximum_iops, "minimum_iops": disk.minimum_iops,
                 })
         return {"attachments": out}
+
+    def _disk_targets(self, call: _Call) -> Dict[int, Dict[str, Any]]:
+        """Disk number → ``{"target_iqn", "target_lun", "target_portal"}`` of the disks an
+        iSCSI session reaches (Get-SmbvolIscsiDiskTargets); a host without iSCSI has none."""
+        return {}
 
     def op_host_info(self, call: _Call, p: Dict[str, Any]) -> Dict[str, Any]:
         """Names, addresses, versions and capabilities, as host_info.ps1 reports them."""

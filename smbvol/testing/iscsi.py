@@ -22,7 +22,9 @@ What the double holds (the ``"iscsi"`` key of :meth:`~HostDouble.to_dict`)::
      "offline_disks": [5]}
 
 A LUN's disk exists on the host while at least one session of its target does.  Passthrough
-disks are VM disks with ``path`` None and a ``disk_number``.
+disks are VM disks with ``path`` None and a ``disk_number``; ``list_attachments`` reports them
+as ``\\\\.\\PHYSICALDRIVE<n>`` with the target IQN, LUN and portal of the session that
+reaches the disk (null when none does).
 """
 
 from __future__ import annotations
@@ -134,6 +136,9 @@ class IscsiHostMixin:
         "iscsi_detach": ("remove",),
         "iscsi_disconnect": ("logout",),
         "iscsi_connector": (),
+        # list_attachments: where the iSCSI target lookup of passthrough disks fails (the
+        # listing goes on with null target fields and a warning, as the template does).
+        "list_attachments": ("iscsi_lookup",),
     })
 
     # ------------------------------------------------------------------
@@ -231,6 +236,31 @@ class IscsiHostMixin:
                     for lun, disk in target.luns:
                         out[disk] = (target.iqn, lun)
             return out
+
+    def _disk_targets(self, call: Any) -> Dict[int, Dict[str, Any]]:
+        """Get-SmbvolIscsiDiskTargets: disk number → target IQN, LUN and portal of every disk
+        a session reaches (the first session of a target, in login order, gives the portal);
+        nothing while the initiator service is stopped.  A failure injected at stage
+        ``iscsi_lookup`` becomes a warning and no targets, never a failed listing."""
+        self._iscsi_init()
+        try:
+            call.stage("iscsi_lookup")
+        except hostdouble._Failure as failure:
+            call.warn("could not look up the iSCSI targets of the passthrough disks on host "
+                      "%s: %s" % (self.host_name, failure.message))
+            return {}
+        if not self.iscsi_service_running:
+            return {}
+        out: Dict[int, Dict[str, Any]] = {}
+        for session in self._sessions:
+            target = self._targets.get(session.target_iqn.lower())
+            if target is None:
+                continue
+            for lun, disk in target.luns:
+                if disk not in out:
+                    out[disk] = {"target_iqn": target.iqn, "target_lun": lun,
+                                 "target_portal": session.portal}
+        return out
 
     @staticmethod
     def iscsi_lock_key(iqn: str) -> str:
