@@ -15,15 +15,9 @@ the CLI, a Nova driver's own tests) runs unchanged against it::
 
 from __future__ import annotations
 
-from smbvol.testing.hostdouble import (
-    DEFAULT_SECRETS,
-    VM,
-    Disk,
-    HostCall,
-    Mapping,
-    Share,
-)
+from smbvol.testing.calls import HostCall
 from smbvol.testing.iscsi import CHAP_SECRETS, HostDouble  # the double with its iSCSI part
+from smbvol.testing.state import DEFAULT_SECRETS, VM, Disk, Mapping, Share
 
 __all__ = ["CHAP_SECRETS", "DEFAULT_SECRETS", "Disk", "HostCall", "HostDouble", "Mapping", "Share",
            "VM"]

@@ -37,6 +37,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from smbvol.secret import Credential, Secret
 from smbvol.testing import hostdouble
+from smbvol.testing.calls import Failure
+from smbvol.testing.state import Disk
 
 #: Test CHAP secrets (12 to 16 characters, as the Microsoft initiator wants) by password_ref.
 CHAP_SECRETS: Mapping[str, str] = MappingProxyType({
@@ -245,7 +247,7 @@ class IscsiHostMixin:
         self._iscsi_init()
         try:
             call.stage("iscsi_lookup")
-        except hostdouble._Failure as failure:
+        except Failure as failure:
             call.warn("could not look up the iSCSI targets of the passthrough disks on host "
                       "%s: %s" % (self.host_name, failure.message))
             return {}
@@ -480,7 +482,7 @@ class IscsiHostMixin:
                 continue
             try:
                 self._login_path(call, path, cred, created)
-            except hostdouble._Failure as failure:
+            except Failure as failure:
                 failures.append(failure)
                 call.warn("path %s %s LUN %d: %s" % (path.portal, path.iqn, path.lun,
                                                       failure.message))
@@ -527,7 +529,7 @@ class IscsiHostMixin:
                              ) -> List[Tuple[Any, Any]]:
         wanted = set(numbers)
         out = []
-        for vm in sorted(self._vms.values(), key=lambda v: v.name.lower()):
+        for vm in self._vms_in_order():
             if except_vm_id and vm.id == except_vm_id:
                 continue
             for disk in vm.disks:
@@ -570,7 +572,7 @@ class IscsiHostMixin:
         paths = self._iscsi_paths(p)
         self._check_chap(p.get("ChapCredential"))
         vm = self._find_vm(p.get("VMName"))
-        self._check_locks(["vm:" + vm.id.lower()] + self._iscsi_lock_keys(paths),
+        self._check_locks([vm.lock_key] + self._iscsi_lock_keys(paths),
                           p.get("LockTimeoutSeconds"))
         conn = self._iscsi_connect(call, p, paths)
         number = conn["disk_number"]
@@ -578,10 +580,7 @@ class IscsiHostMixin:
         vm = self._vms[key]
 
         def result(disk: Any, changed: bool) -> Dict[str, Any]:
-            return {"vm_name": vm.name, "vm_id": vm.id,
-                    "controller_type": disk.controller_type,
-                    "controller_number": disk.controller_number,
-                    "controller_location": disk.controller_location,
+            return {"vm_name": vm.name, "vm_id": vm.id, **disk.slot_fields(),
                     "disk_path": conn["disk_path"], "disk_number": number,
                     "target_iqn": conn["target_iqn"], "target_lun": conn["target_lun"],
                     "sessions_created": conn["sessions_created"],
@@ -606,10 +605,8 @@ class IscsiHostMixin:
             self._offline.add(number)
             call.undo(lambda: self._offline.discard(number))
         call.stage("attach")
-        disk = hostdouble.Disk(ctype, cnum, loc, None, disk_number=number)
-        delta = 1 if add_controller else 0
-        self._set_disk(key, disk, disk, delta)
-        call.undo(lambda added=disk: self._set_disk(key, added, None, -delta))
+        disk = Disk(ctype, cnum, loc, None, disk_number=number)
+        self._add_disk(call, key, disk, add_controller)
         return result(disk, True)
 
     def op_iscsi_detach(self, call: Any, p: Dict[str, Any]) -> Dict[str, Any]:
@@ -617,7 +614,7 @@ class IscsiHostMixin:
         self._iscsi_init()
         paths = self._iscsi_paths(p)
         vm = self._find_vm(p.get("VMName"))
-        self._check_locks(["vm:" + vm.id.lower()], p.get("LockTimeoutSeconds"))
+        self._check_locks([vm.lock_key], p.get("LockTimeoutSeconds"))
         numbers = self._lun_disks(paths) if self.iscsi_service_running else []
         nothing = {"vm_name": vm.name, "vm_id": vm.id, "disk_number": None, "disk_path": None,
                    "target_iqn": paths[0].iqn, "target_lun": paths[0].lun, "removed": False,
@@ -628,21 +625,12 @@ class IscsiHostMixin:
                       "detach from VM %s" % (paths[0].lun, paths[0].iqn, self.host_name,
                                              vm.name))
             return nothing
-        found = [d for d in sorted(vm.disks, key=lambda d: (d.controller_type != "IDE",
-                                                              d.controller_number,
-                                                              d.controller_location))
+        found = [d for d in vm.disks_in_order()
                  if d.disk_number is not None and d.disk_number in numbers]
         if not found:
             return dict(nothing, disk_number=numbers[0],
                         disk_path="\\\\.\\PHYSICALDRIVE%d" % numbers[0])
-        for disk in found:
-            if disk.controller_type == "IDE" and vm.running:
-                raise self._fail("invalid_state", "disk %d is on IDE %d:%d of VM %s, which is "
-                                 "Running: IDE disks can only be removed while the VM is off"
-                                 % (disk.disk_number, disk.controller_number,
-                                    disk.controller_location, vm.name),
-                                 {"vm_name": vm.name, "state": "Running",
-                                  "disk_number": disk.disk_number})
+        self._check_detachable(vm, found, "disk_number")
         call.stage("remove")
         for disk in found:
             self._set_disk(vm.name.lower(), disk, None)
@@ -650,9 +638,7 @@ class IscsiHostMixin:
         return {"vm_name": vm.name, "vm_id": vm.id, "disk_number": first.disk_number,
                 "disk_path": "\\\\.\\PHYSICALDRIVE%d" % first.disk_number,
                 "target_iqn": paths[0].iqn, "target_lun": paths[0].lun, "removed": True,
-                "controller_type": first.controller_type,
-                "controller_number": first.controller_number,
-                "controller_location": first.controller_location, "changed": True}
+                **first.slot_fields(), "changed": True}
 
     def op_iscsi_disconnect(self, call: Any, p: Dict[str, Any]) -> Dict[str, Any]:
         """Log out of the target(s) unless a LUN of them is attached to a VM (disk_in_use)."""
@@ -709,8 +695,7 @@ class IscsiHostMixin:
         return {
             "host_name": self.host_name, "fqdn": self.fqdn,
             "initiator_iqns": [self.iscsi_initiator],
-            "ipv4": [a for a in self.addresses if ":" not in a],
-            "ipv6": [a for a in self.addresses if ":" in a],
+            **self._address_fields(),
             "multipath": self.iscsi_mpio, "mpio_installed": self.iscsi_mpio,
             "initiator_service": "Running" if self.iscsi_service_running else "Stopped",
         }

@@ -1,0 +1,306 @@
+"""The Hyper-V part of the host double: VMs, their controllers and disks, slot choice.
+
+:class:`HyperVMixin` holds the VMs (generation 1 or 2, running or off, up to
+:data:`~smbvol.testing.state.MAX_SCSI_CONTROLLERS` SCSI controllers with 64 locations each,
+Generation 1's 2 IDE controllers with 2 locations each, DVD drives) and does what the
+templates' Hyper-V helpers do: find a VM by exact name (Get-SmbvolVM), pick the first free
+slot or add a SCSI controller (Find-SmbvolFreeSlot), add, change and remove disks with their
+undo, and answer ``list_attachments``.  It is mixed into
+:class:`~smbvol.testing.hostdouble.HostDouble`, which provides ``_mutex``, ``_fail`` and the
+VM table ``_vms`` (lower-cased name → :class:`~smbvol.testing.state.VM`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from types import MappingProxyType
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Mapping as TMapping
+
+from smbvol.testing.calls import Call
+from smbvol.testing.state import (
+    IDE_CONTROLLERS,
+    IDE_LOCATIONS,
+    MAX_SCSI_CONTROLLERS,
+    SCSI_LOCATIONS,
+    VM,
+    Disk,
+    share_root_of,
+)
+
+
+class HyperVMixin:
+    """VMs and their disks (mixed into :class:`~smbvol.testing.hostdouble.HostDouble`)."""
+
+    _vms: Dict[str, VM]
+
+    # ------------------------------------------------------------------
+    # Building the host (tests)
+    # ------------------------------------------------------------------
+    def add_vm(self, name: str, *, generation: int = 2, running: bool = False,
+               vm_id: Optional[str] = None, scsi_controllers: int = 1,
+               dvd_drives: Optional[Iterable[Sequence[Any]]] = None) -> str:
+        """Add a VM; returns its id.  A Generation 1 VM gets a DVD drive at IDE 1:0."""
+        if generation not in (1, 2):
+            raise ValueError("generation must be 1 or 2, not %r" % (generation,))
+        if not 0 <= scsi_controllers <= MAX_SCSI_CONTROLLERS:
+            raise ValueError("scsi_controllers must be 0..%d" % MAX_SCSI_CONTROLLERS)
+        if dvd_drives is None:
+            dvd = (("IDE", 1, 0),) if generation == 1 else ()
+        else:
+            dvd = tuple((str(t).upper(), int(n), int(loc)) for t, n, loc in dvd_drives)
+        with self._mutex:
+            if name.lower() in self._vms:
+                raise ValueError("a VM named %r exists already" % name)
+            vm_id = vm_id or str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                            "smbvol-hostdouble:" + name.lower()))
+            vm = VM(name=name, id=vm_id, generation=generation, running=bool(running),
+                    scsi_controllers=scsi_controllers)
+            for slot in dvd:
+                self._check_slot(vm, *slot)
+                vm = dataclasses.replace(vm, dvd_drives=vm.dvd_drives + (slot,))
+            self._vms[name.lower()] = vm
+            return vm_id
+
+    def set_running(self, vm_name: str, running: bool) -> None:
+        with self._mutex:
+            vm = self._vm_or_raise(vm_name)
+            self._vms[vm.name.lower()] = dataclasses.replace(vm, running=bool(running))
+
+    def attach_disk(self, vm_name: str, path: Optional[str], controller_type: str = "SCSI",
+                    number: int = 0, location: int = 0, *, maximum_iops: int = 0,
+                    minimum_iops: int = 0, disk_number: Optional[int] = None) -> Disk:
+        """Give a VM a disk that is already attached (no mount, no checks beyond the slot)."""
+        with self._mutex:
+            vm = self._vm_or_raise(vm_name)
+            ctype = controller_type.upper()
+            self._check_slot(vm, ctype, number, location)
+            disk = Disk(ctype, int(number), int(location), path, int(maximum_iops),
+                        int(minimum_iops), disk_number)
+            self._vms[vm.name.lower()] = dataclasses.replace(vm, disks=vm.disks + (disk,))
+            return disk
+
+    def fill_scsi(self, vm_name: str, except_slots: Iterable[Sequence[int]] = (),
+                  controllers: Optional[Iterable[int]] = None) -> int:
+        """Take every free SCSI location of the VM's controllers (or of ``controllers``) with a
+        filler disk on ``\\\\filler.invalid\\fill``, except ``except_slots`` ((controller,
+        location) pairs); returns how many were added.  State shorthand in a VM's entry:
+        ``"fill_scsi": true`` or ``{"controllers": [0], "except": [[0, 17]]}``."""
+        keep = {tuple(int(x) for x in slot) for slot in except_slots}
+        added = 0
+        with self._mutex:
+            vm = self._vm_or_raise(vm_name)
+            numbers = range(vm.scsi_controllers) if controllers is None else controllers
+            used = vm.used_slots()
+            for number in numbers:
+                for location in range(SCSI_LOCATIONS):
+                    if ("SCSI", number, location) in used or (number, location) in keep:
+                        continue
+                    self.attach_disk(vm.name, "\\\\filler.invalid\\fill\\%s-%d-%d.vhdx"
+                                     % (vm.name, number, location), "SCSI", number, location)
+                    added += 1
+        return added
+
+    def _check_slot(self, vm: VM, ctype: str, number: int, location: int) -> None:
+        if ctype == "SCSI":
+            if not (0 <= number < vm.scsi_controllers and 0 <= location < SCSI_LOCATIONS):
+                raise ValueError("VM %s has no SCSI slot %d:%d" % (vm.name, number, location))
+        elif ctype == "IDE":
+            if vm.generation != 1 or not (0 <= number < IDE_CONTROLLERS
+                                          and 0 <= location < IDE_LOCATIONS):
+                raise ValueError("VM %s has no IDE slot %d:%d" % (vm.name, number, location))
+        else:
+            raise ValueError("controller_type must be SCSI or IDE, not %r" % (ctype,))
+        if (ctype, number, location) in vm.used_slots():
+            raise ValueError("slot %s %d:%d of VM %s is taken" % (ctype, number, location,
+                                                                  vm.name))
+
+    def vm_lock_key(self, vm_name: str) -> str:
+        """The lock key the templates take for a VM (by id)."""
+        return self._vm_or_raise(vm_name).lock_key
+
+    # ------------------------------------------------------------------
+    # Read-only views
+    # ------------------------------------------------------------------
+    @property
+    def vms(self) -> TMapping[str, VM]:
+        with self._mutex:
+            return MappingProxyType({vm.name: vm for vm in self._vms.values()})
+
+    def vm(self, name: str) -> VM:
+        with self._mutex:
+            return self._vm_or_raise(name)
+
+    def disks_of(self, vm_name: str) -> Tuple[Disk, ...]:
+        with self._mutex:
+            return self._vm_or_raise(vm_name).disks_in_order()
+
+    def _vm_or_raise(self, name: str) -> VM:
+        try:
+            return self._vms[name.lower()]
+        except KeyError:
+            raise KeyError("no VM named %r" % (name,)) from None
+
+    def _vms_in_order(self) -> List[VM]:
+        """Every VM, by name (case-insensitive), as Get-VM lists them."""
+        return sorted(self._vms.values(), key=lambda v: v.name.lower())
+
+    # ------------------------------------------------------------------
+    # Shared steps (Get-SmbvolVM, Find-SmbvolFreeSlot, ...)
+    # ------------------------------------------------------------------
+    def _find_vm(self, name: Any) -> VM:
+        """Get-SmbvolVM: the VM named exactly ``name`` (case-insensitive, no wildcards)."""
+        if not name:
+            raise self._fail("invalid_parameters", "VMName is empty", {"field": "VMName"})
+        vm = self._vms.get(str(name).lower())
+        if vm is None:
+            raise self._fail("vm_not_found", "no VM named %s on host %s"
+                             % (name, self.host_name), {"vm_name": name})
+        return vm
+
+    def _free_slot(self, vm: VM, bus: str) -> Tuple[str, int, int, bool]:
+        """Find-SmbvolFreeSlot: (type, controller, location, add a controller?)."""
+        used = vm.used_slots()
+        state = "Running" if vm.running else "Off"
+        if bus == "ide":
+            if vm.generation != 1:
+                raise self._fail("invalid_state", "VM %s is Generation %d and has no IDE "
+                                 "controller; attach on SCSI" % (vm.name, vm.generation),
+                                 {"vm_name": vm.name, "generation": vm.generation})
+            if vm.running:
+                raise self._fail("invalid_state", "VM %s is %s: IDE disks can only be attached "
+                                 "while it is off" % (vm.name, state),
+                                 {"vm_name": vm.name, "state": state})
+            for number in range(IDE_CONTROLLERS):
+                for location in range(IDE_LOCATIONS):
+                    if ("IDE", number, location) not in used:
+                        return ("IDE", number, location, False)
+            raise self._fail("no_free_slot", "both IDE controllers of VM %s are full" % vm.name,
+                             {"vm_name": vm.name, "controller_type": "IDE"})
+        for number in range(vm.scsi_controllers):
+            for location in range(SCSI_LOCATIONS):
+                if ("SCSI", number, location) not in used:
+                    return ("SCSI", number, location, False)
+        data = {"vm_name": vm.name, "controller_type": "SCSI",
+                "controllers": vm.scsi_controllers}
+        if vm.scsi_controllers >= MAX_SCSI_CONTROLLERS:
+            raise self._fail("no_free_slot", "all %d SCSI controllers (%d locations each) of VM "
+                             "%s are full" % (MAX_SCSI_CONTROLLERS, SCSI_LOCATIONS, vm.name),
+                             data)
+        if vm.running:
+            raise self._fail("no_free_slot", "every SCSI controller of VM %s is full and no "
+                             "controller can be added while it is %s" % (vm.name, state),
+                             dict(data, state=state))
+        return ("SCSI", vm.scsi_controllers, 0, True)
+
+    def _set_disk(self, vm_key: str, old: Disk, new: Optional[Disk],
+                  controllers_delta: int = 0) -> None:
+        vm = self._vms[vm_key]
+        disks = tuple(d for d in vm.disks if d.slot != old.slot)
+        if new is not None:
+            disks += (new,)
+        self._vms[vm_key] = dataclasses.replace(
+            vm, disks=disks, scsi_controllers=vm.scsi_controllers + controllers_delta)
+
+    def _add_disk(self, call: Call, vm_key: str, disk: Disk, add_controller: bool) -> None:
+        """Add-VMHardDiskDrive (after Add-VMScsiController when the slot needs one); undone
+        when the call fails."""
+        delta = 1 if add_controller else 0
+        self._set_disk(vm_key, disk, disk, delta)
+        call.undo(lambda: self._set_disk(vm_key, disk, None, -delta))
+
+    def _replace_disk(self, call: Call, vm_key: str, old: Disk, new: Disk) -> Disk:
+        """Change a disk in place (Set-VMHardDiskDrive: QoS); undone when the call fails."""
+        self._set_disk(vm_key, old, new)
+        call.undo(lambda: self._set_disk(vm_key, new, old))
+        return new
+
+    def _check_detachable(self, vm: VM, disks: Iterable[Disk], field: str) -> None:
+        """Refuse to remove an IDE disk of a running VM (Hyper-V only hot-removes SCSI);
+        ``field`` is how the error names the disk: ``disk_path`` or ``disk_number``."""
+        for disk in disks:
+            if disk.controller_type == "IDE" and vm.running:
+                what = disk.path if field == "disk_path" else disk.disk_number
+                raise self._fail("invalid_state", "disk %s is on IDE %d:%d of VM %s, which is "
+                                 "Running: IDE disks can only be removed while the VM is off"
+                                 % (what, disk.controller_number, disk.controller_location,
+                                    vm.name),
+                                 {"vm_name": vm.name, "state": "Running", field: what})
+
+    # ------------------------------------------------------------------
+    # Operations
+    # ------------------------------------------------------------------
+    def op_list_attachments(self, call: Call, p: Dict[str, Any]) -> Dict[str, Any]:
+        """Every hard disk of the VM (every VM when VMName is empty), in controller order;
+        ``share`` is the UNC root of a UNC path (a loopback disk's local path has none).
+        A passthrough disk's ``path`` is ``\\\\.\\PHYSICALDRIVE<n>``; its ``target_iqn``,
+        ``target_lun`` and ``target_portal`` come from :meth:`_disk_targets` (none here: the
+        iSCSI mixin knows which LUN backs which disk)."""
+        name = p.get("VMName") or ""
+        vms = [self._find_vm(name)] if name else self._vms_in_order()
+        out = []
+        targets = self._disk_targets(call) if any(
+            d.disk_number is not None for vm in vms for d in vm.disks) else {}
+        for vm in vms:
+            for disk in vm.disks_in_order():
+                path = disk.path
+                target: TMapping[str, Any] = {}
+                if disk.disk_number is not None:
+                    path = "\\\\.\\PHYSICALDRIVE%d" % disk.disk_number
+                    target = targets.get(disk.disk_number) or {}
+                root = share_root_of(path)
+                out.append({
+                    "vm_name": vm.name, "vm_id": vm.id, **disk.slot_fields(),
+                    "path": path, "disk_number": disk.disk_number,
+                    "target_iqn": target.get("target_iqn"),
+                    "target_lun": target.get("target_lun"),
+                    "target_portal": target.get("target_portal"),
+                    "on_share": root is not None, "share": root,
+                    "maximum_iops": disk.maximum_iops, "minimum_iops": disk.minimum_iops,
+                })
+        return {"attachments": out}
+
+    def _disk_targets(self, call: Call) -> Dict[int, Dict[str, Any]]:
+        """Disk number → ``{"target_iqn", "target_lun", "target_portal"}`` of the disks an
+        iSCSI session reaches (Get-SmbvolIscsiDiskTargets); a host without iSCSI has none."""
+        return {}
+
+    # ------------------------------------------------------------------
+    # State (the "vms" key of to_dict)
+    # ------------------------------------------------------------------
+    def _dump_vms(self, state: Dict[str, Any]) -> None:
+        state["vms"] = {
+            vm.name: {
+                "id": vm.id, "generation": vm.generation, "running": vm.running,
+                "scsi_controllers": vm.scsi_controllers,
+                "dvd_drives": [{"controller_type": t, "controller_number": n,
+                                "controller_location": loc} for t, n, loc in vm.dvd_drives],
+                "disks": [dataclasses.asdict(d) for d in vm.disks_in_order()],
+            } for vm in self._vms_in_order()}
+
+    def _load_vms(self, state: TMapping[str, Any]) -> None:
+        vm_keys = {"id", "generation", "running", "scsi_controllers", "dvd_drives", "disks",
+                   "fill_scsi"}
+        for name, spec in (state.get("vms") or {}).items():
+            extra = set(spec) - vm_keys
+            if extra:
+                raise ValueError("VM %s: unknown key(s) %s" % (name, ", ".join(sorted(extra))))
+            dvd = spec.get("dvd_drives")
+            self.add_vm(name, generation=spec.get("generation", 2),
+                        running=spec.get("running", False), vm_id=spec.get("id"),
+                        scsi_controllers=spec.get("scsi_controllers", 1),
+                        dvd_drives=None if dvd is None else [
+                            (d["controller_type"], d["controller_number"],
+                             d["controller_location"]) for d in dvd])
+            for d in spec.get("disks") or ():
+                self.attach_disk(name, d.get("path"), d.get("controller_type", "SCSI"),
+                                 d.get("controller_number", 0), d.get("controller_location", 0),
+                                 maximum_iops=d.get("maximum_iops", 0),
+                                 minimum_iops=d.get("minimum_iops", 0),
+                                 disk_number=d.get("disk_number"))
+            fill = spec.get("fill_scsi")
+            if fill:
+                fill = fill if isinstance(fill, dict) else {}
+                self.fill_scsi(name, except_slots=fill.get("except") or (),
+                               controllers=fill.get("controllers"))

@@ -1,0 +1,163 @@
+"""Attaching VHD/VHDX images on SMB shares to VMs: ``attach_vhd``, ``attach_vhds``, ``detach_vhd``.
+
+:class:`VhdMixin` joins the two halves of the host double the way the templates do:
+Mount-SmbvolShare (:class:`~smbvol.testing.smb.SmbMixin`) then Add-SmbvolAttachment
+(:class:`~smbvol.testing.hyperv.HyperVMixin`) — attach by path (idempotent, case-insensitive),
+refuse an image another VM holds, take the first free slot, apply QoS — and roll back the
+mapping, the disk and the QoS a failed call created.  Detaching removes the VM's disks of the
+image and leaves the mapping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, List, Optional, Tuple
+
+from smbvol.secret import Credential
+from smbvol.testing.calls import Call
+from smbvol.testing.smb import Location
+from smbvol.testing.state import Disk
+
+
+class VhdMixin:
+    """The VHD operations (mixed into :class:`~smbvol.testing.hostdouble.HostDouble`)."""
+
+    def _check_iops(self, maximum: Any, minimum: Any, disk_name: str) -> Tuple[int, int]:
+        """Assert-SmbvolIops."""
+        maximum, minimum = int(maximum or 0), int(minimum or 0)
+        if maximum < 0 or minimum < 0:
+            raise self._fail("invalid_parameters", "QoS of %s: IOPS limits cannot be negative"
+                             % disk_name, {"field": "MaximumIops", "disk": disk_name})
+        if maximum and minimum > maximum:
+            raise self._fail("invalid_parameters", "QoS of %s: minimum IOPS %d exceeds maximum "
+                             "IOPS %d" % (disk_name, minimum, maximum),
+                             {"field": "MinimumIops", "disk": disk_name})
+        return maximum, minimum
+
+    def _attach_one(self, call: Call, vm_name: str, loc: Location, disk_name: str,
+                    credential: Optional[Credential], bus: str,
+                    qos: Tuple[int, int]) -> Dict[str, Any]:
+        """Mount-SmbvolShare then Add-SmbvolAttachment (the caller holds the locks)."""
+        mount = self._mount(call, loc, disk_name, credential)
+        key = vm_name.lower()
+        vm = self._vms[key]
+        wanted = {p.lower() for p in (mount.unc_disk_path, mount.disk_path) if p}
+
+        def result(disk: Disk, changed: bool) -> Dict[str, Any]:
+            return {
+                "vm_name": vm.name, "vm_id": vm.id, **disk.slot_fields(), "disk_path": disk.path,
+                "changed": changed or mount.changed, "mapping_created": mount.mapping_created,
+                "mapping_kind": mount.mapping_kind,
+            }
+
+        for disk in vm.disks_in_order():
+            if not (disk.path and disk.path.replace("/", "\\").lower() in wanted):
+                continue
+            new_qos = (qos[0] or disk.maximum_iops, qos[1] or disk.minimum_iops)
+            changed = new_qos != (disk.maximum_iops, disk.minimum_iops)
+            if changed:
+                call.stage("qos")
+                disk = self._replace_disk(call, key, disk, dataclasses.replace(
+                    disk, maximum_iops=new_qos[0], minimum_iops=new_qos[1]))
+            return result(disk, changed)
+        holders = [v.name for v in self._vms_in_order()
+                   if v.id != vm.id and any(d.path and d.path.lower() in wanted
+                                            for d in v.disks)]
+        if holders:
+            raise self._fail("disk_in_use", "image %s is already attached to VM %s; detach it "
+                             "there before attaching it to %s"
+                             % (mount.disk_path, ", ".join(holders), vm.name),
+                             {"vm_name": vm.name, "share": mount.share_path, "disk": disk_name,
+                              "vms": holders})
+        ctype, number, location, add_controller = self._free_slot(vm, bus)
+        call.stage("attach")
+        disk = Disk(ctype, number, location, mount.disk_path)
+        self._add_disk(call, key, disk, add_controller)
+        if qos != (0, 0):
+            call.stage("qos")
+            disk = self._replace_disk(call, key, disk, dataclasses.replace(
+                disk, maximum_iops=qos[0], minimum_iops=qos[1]))
+        return result(disk, True)
+
+    # ------------------------------------------------------------------
+    # Operations
+    # ------------------------------------------------------------------
+    def op_attach_vhd(self, call: Call, p: Dict[str, Any]) -> Dict[str, Any]:
+        """Mount, then attach by path (idempotent) on the first free slot, apply QoS; a
+        failure after the mount removes the mapping this call created."""
+        bus = p.get("DiskBus", "scsi")
+        if not isinstance(bus, str) or bus.lower() not in ("scsi", "ide"):
+            raise self._fail("invalid_parameters", "DiskBus %s for VM %s must be scsi or ide"
+                             % (bus, p.get("VMName")),
+                             {"field": "DiskBus", "vm_name": p.get("VMName")})
+        loc = self._split_share_path(p.get("SharePath"))
+        disk_name = self._check_disk_name(p.get("DiskName"))
+        qos = self._check_iops(p.get("MaximumIops"), p.get("MinimumIops"), disk_name)
+        vm = self._find_vm(p.get("VMName"))
+        self._check_locks([vm.lock_key, loc.lock_key], p.get("LockTimeoutSeconds"))
+        return self._attach_one(call, vm.name, loc, disk_name, p.get("ShareCredential"),
+                                bus.lower(), qos)
+
+    def op_attach_vhds(self, call: Call, p: Dict[str, Any]) -> Dict[str, Any]:
+        """attach_vhd for every image on one VM; any failure undoes the whole call."""
+        vm_name = p.get("VMName")
+        share_paths = list(p.get("SharePaths") or ())
+        names = list(p.get("DiskNames") or ())
+        count = len(share_paths)
+        if not count or len(names) != count:
+            raise self._fail("invalid_parameters", "SharePaths and DiskNames for VM %s must be "
+                             "non-empty and of the same length (%d and %d)"
+                             % (vm_name, count, len(names)),
+                             {"field": "DiskNames", "vm_name": vm_name})
+        lists: Dict[str, List[Any]] = {}
+        for field in ("ShareCredentials", "MaximumIops", "MinimumIops"):
+            if p.get(field) is not None:
+                lists[field] = list(p[field])
+                if len(lists[field]) != count:
+                    raise self._fail("invalid_parameters", "%s for VM %s must have one element "
+                                     "per image (%d)" % (field, vm_name, count),
+                                     {"field": field, "vm_name": vm_name})
+        creds = lists.get("ShareCredentials") or [None] * count
+        maxima = lists.get("MaximumIops") or [0] * count
+        minima = lists.get("MinimumIops") or [0] * count
+        items = []
+        for i in range(count):
+            loc = self._split_share_path(share_paths[i])
+            name = self._check_disk_name(names[i], "DiskNames[%d]" % i)
+            items.append((loc, name, creds[i], self._check_iops(maxima[i], minima[i], name)))
+        vm = self._find_vm(vm_name)
+        keys = [vm.lock_key] + sorted({item[0].lock_key for item in items})
+        self._check_locks(keys, p.get("LockTimeoutSeconds"))
+        attachments = []
+        for loc, name, cred, qos in items:
+            att = self._attach_one(call, vm.name, loc, name, cred, "scsi", qos)
+            att["share_path"] = loc.unc_dir
+            att["disk_name"] = name
+            attachments.append(att)
+        return {"attachments": attachments, "changed": any(a["changed"] for a in attachments)}
+
+    def op_detach_vhd(self, call: Call, p: Dict[str, Any]) -> Dict[str, Any]:
+        """Remove the VM's disks whose path is the image (UNC, or local for a share on this
+        host), compared case-insensitively; none → changed=false.  The mapping stays."""
+        loc = self._split_share_path(p.get("SharePath"))
+        disk_name = self._check_disk_name(p.get("DiskName"))
+        paths = [loc.unc_dir + "\\" + disk_name]
+        local = self._local_share(loc.share_name) if loc.local else None
+        if local is not None:
+            paths.append("\\".join((local.local_path,) + loc.subdir + (disk_name,)))
+        wanted = {x.lower() for x in paths}
+        vm = self._find_vm(p.get("VMName"))
+        self._check_locks([vm.lock_key], p.get("LockTimeoutSeconds"))
+        found = [d for d in vm.disks_in_order()
+                 if d.path and d.path.replace("/", "\\").lower() in wanted]
+        if not found:
+            return {"vm_name": vm.name, "vm_id": vm.id, "disk_path": paths[0], "removed": False,
+                    "controller_type": None, "controller_number": None,
+                    "controller_location": None, "changed": False}
+        self._check_detachable(vm, found, "disk_path")
+        for disk in found:
+            call.stage("remove")
+            self._set_disk(vm.name.lower(), disk, None)
+        first = found[0]
+        return {"vm_name": vm.name, "vm_id": vm.id, "disk_path": first.path, "removed": True,
+                **first.slot_fields(), "changed": True}
