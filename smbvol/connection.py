@@ -78,6 +78,14 @@ _OPTIONS_GROUP_SPLIT = re.compile(r"(?:^|\s+)-o(?:\s+|$)")
 USER_KEYS = ("username", "user")
 PASSWORD_KEYS = ("password", "pass")
 DOMAIN_KEYS = ("domain", "dom", "workgroup")
+#: Mount option names smbvol ignores but may name in error messages; any other key is
+#: masked, and logs only count ignored options.  With a password holding a comma
+#: (``password=ab,cd=ef``) the text after the comma parses as a "key" and is part of
+#: the password.
+KNOWN_MOUNT_OPTIONS = ("vers", "sec", "uid", "gid", "forceuid", "forcegid", "file_mode",
+                       "dir_mode", "iocharset", "noperm", "perm", "rw", "ro", "soft", "hard",
+                       "cache", "actimeo", "port", "nounix", "noserverino", "serverino",
+                       "mfsymlinks", "nobrl", "seal", "sfu", "guest", "credentials")
 #: Characters Windows does not allow in a user or domain name.
 USER_INVALID_CHARS = '"/[]:;|=,+*?<>'
 
@@ -433,11 +441,12 @@ def _mask_options(options: str) -> str:
     shown = []
     for key, value in _split_options(options):
         if value is None:
-            shown.append(key if key == "guest" else MASK)
+            shown.append(key if key in KNOWN_MOUNT_OPTIONS else MASK)
         elif key in USER_KEYS + DOMAIN_KEYS and _control_char(value) is None:
             shown.append("%s=%s" % (key, value))
         else:
-            shown.append("%s=%s" % (key if _HOST_RE.fullmatch(key) else MASK, MASK))
+            known = key in USER_KEYS + PASSWORD_KEYS + DOMAIN_KEYS + KNOWN_MOUNT_OPTIONS
+            shown.append("%s=%s" % (key if known else MASK, MASK))
     text = "-o " + ",".join(shown)
     return text if len(text) <= _SHOWN_MAX else text[:_SHOWN_MAX] + "..."
 
@@ -476,6 +485,7 @@ def parse_options(options: Optional[str]) -> Optional[Credential]:
 
     found: Dict[str, str] = {}
     guest = False
+    ignored: List[str] = []
     for key, value in _split_options(options):
         if value is None:
             if key == "guest":
@@ -484,12 +494,15 @@ def parse_options(options: Optional[str]) -> Optional[Credential]:
         canonical = ("username" if key in USER_KEYS else "password" if key in PASSWORD_KEYS
                      else "domain" if key in DOMAIN_KEYS else None)
         if canonical is None:
-            LOG.debug("ignoring mount option %r in data.options", key[:40])
+            ignored.append(key)
             continue
         if canonical in found:
             LOG.debug("data.options gives %s more than once; the first one is used", canonical)
             continue
         found[canonical] = value
+    if ignored:
+        # Only the count: a "key" may be a piece of a password that holds a comma.
+        LOG.debug("ignoring %d other mount option(s) of data.options", len(ignored))
 
     username = found.get("username", "").strip()
     password = found.get("password")

@@ -36,8 +36,21 @@ Hierarchy::
     │   └── UnexpectedHostError         unexpected (anything else)
     └── VolumeOperationFailed           an operation failed for good; carries the volume id
 
-``*`` marks the transient errors: :func:`is_transient` is the one place that
-decides what a retry policy may retry.
+``*`` marks the transient errors.  This module is the one place that decides
+what a retry policy may retry, with two predicates for the two retry layers:
+
+* :func:`is_transient` — the **operation** policy
+  (:func:`smbvol.retry.attach_policy`, around a whole volume operation): every
+  ``*`` error above.  The templates are idempotent, so running the operation
+  again is safe even when the previous try may have done its work.
+* :func:`is_connection_failure` — the **connection** policy
+  (:func:`smbvol.retry.connection_policy`, inside the WinRM/PSRP executors):
+  only failures to reach the host (:class:`TransportError`: refused, reset,
+  DNS, HTTP 502/503/504), never :class:`CertificateError` (retrying cannot fix
+  trust), never :class:`ExecutorTimeout` (the script may be running: the
+  operation policy decides) and never a host error.  So the layers do not
+  multiply: a timeout costs ``volume_attach_retry_count + 1`` tries, not
+  ``(connection_retry_count + 1) * (volume_attach_retry_count + 1)``.
 
 Every class has a ``msg_fmt`` template filled from keyword arguments, so the
 message always names what it is about.  Messages never contain secrets: the
@@ -249,10 +262,33 @@ _NEVER_TRANSIENT = (CertificateError,)
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether retrying the same call may succeed.  The only place this is decided."""
+    """Whether running the same operation again may succeed (the operation retry policy)."""
     if isinstance(exc, _NEVER_TRANSIENT):
         return False
     return isinstance(exc, _TRANSIENT)
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure to reach the host that the connection policy may retry.
+
+    Only :class:`TransportError` (not its :class:`CertificateError`): not
+    :class:`ExecutorTimeout`, not :class:`AuthenticationError` or
+    :class:`RemoteFault`, not a host error.  A subset of :func:`is_transient`.
+    """
+    return isinstance(exc, TransportError) and not isinstance(exc, _NEVER_TRANSIENT)
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """Whether the script may have done its work although the call failed.
+
+    A transport error (a reset may come after the host did the work), a timeout,
+    a fault or unreadable output: True.  An authentication or certificate failure
+    (nothing ran) and a host error (the script reported failure and rolled back
+    what it did): False.  Decides when a failed attach cleans up after itself.
+    """
+    if isinstance(exc, (AuthenticationError, CertificateError)):
+        return False
+    return isinstance(exc, (ExecutorError, EnvelopeError))
 
 
 def host_error(kind: str, **kwargs: Any) -> HostOperationError:

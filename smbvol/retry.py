@@ -1,8 +1,12 @@
 """Retry policies (tenacity) built from configuration.
 
-Only errors that :func:`smbvol.exceptions.is_transient` calls transient are
-retried; each retry is logged at WARNING with the attempt number and the error
-(messages never hold secrets).  ``sleep`` is injectable so tests never wait.
+Which errors are retried is decided in :mod:`smbvol.exceptions`: the attach
+(operation) policy retries what :func:`~smbvol.exceptions.is_transient` calls
+transient, the connection policy used inside the remote executors only what
+:func:`~smbvol.exceptions.is_connection_failure` calls a failure to reach the
+host (not a timeout), so the two layers never multiply.  Each retry is logged
+at WARNING with the attempt number and the error (messages never hold
+secrets).  ``sleep`` is injectable so tests never wait.
 """
 
 from __future__ import annotations
@@ -30,12 +34,14 @@ def _log_retry(what: str) -> Callable[[tenacity.RetryCallState], None]:
 
 
 def policy(what: str, retry_count: int, interval: float,
-           sleep: Optional[Sleep] = None) -> tenacity.Retrying:
-    """Retry transient errors ``retry_count`` times, ``interval`` seconds apart."""
+           sleep: Optional[Sleep] = None,
+           retryable: Callable[[BaseException], bool] = exceptions.is_transient
+           ) -> tenacity.Retrying:
+    """Retry the errors ``retryable`` accepts ``retry_count`` times, ``interval`` s apart."""
     return tenacity.Retrying(
         stop=tenacity.stop_after_attempt(max(0, int(retry_count)) + 1),
         wait=tenacity.wait_fixed(max(0.0, float(interval))),
-        retry=tenacity.retry_if_exception(exceptions.is_transient),
+        retry=tenacity.retry_if_exception(retryable),
         before_sleep=_log_retry(what),
         sleep=time.sleep if sleep is None else sleep,
         reraise=True,
@@ -51,6 +57,11 @@ def attach_policy(conf, sleep: Optional[Sleep] = None, what: str = "volume attac
 
 def connection_policy(conf, sleep: Optional[Sleep] = None, what: str = "connection"
                       ) -> tenacity.Retrying:
-    """``[smbvol] connection_retry_count/interval`` for reaching the host."""
+    """``[smbvol] connection_retry_count/interval`` for reaching the host.
+
+    Retries only :func:`smbvol.exceptions.is_connection_failure` errors; a timeout
+    is left to the operation policy around it.
+    """
     return policy(what, conf.smbvol.connection_retry_count,
-                  conf.smbvol.connection_retry_interval, sleep)
+                  conf.smbvol.connection_retry_interval, sleep,
+                  retryable=exceptions.is_connection_failure)

@@ -4,7 +4,7 @@
 PowerShell, WinRM or PSRP).  Each call picks the driver from the
 connection_info's ``driver_volume_type`` (:mod:`smbvol.drivers`), plans one
 script invocation (the ``plan_*`` methods, which the CLI's ``--dry-run``
-prints) and runs it::
+prints) and runs it (an attach first reads the VM's disks, see below)::
 
     executor.run(scripts.render(inv.operation, **inv.options), inv.parameters)
 
@@ -17,6 +17,18 @@ Around each run:
   volume_attach_retry_count/interval``) of transient errors only; when the last
   try fails, :class:`~smbvol.exceptions.VolumeOperationFailed` carries the
   volume id, with the last error chained;
+* **clean-up of a failed attach**: a try that failed on the way (a connection
+  reset, a timeout: :func:`smbvol.exceptions.outcome_unknown`) may have attached
+  the disk and created the mapping on the host before its answer was lost.
+  Before the first try, attach reads the VM's disks (``list_attachments``, one
+  read-only round trip without host lock) to learn which of its volumes were
+  attached already: no answer of a later try can tell a disk attached before
+  from one a lost try attached, so this is learnt up front.  When the attach
+  fails for good after such a try, the disks this call may have attached are
+  detached (never one attached before), then their shares are disconnected
+  (``unmount_share`` keeps a share still in use and a mapping smbvol did not
+  create), each step logged; what could not be cleaned is logged as an error
+  and named in the :class:`~smbvol.exceptions.VolumeOperationFailed` raised;
 * **errors** keep their class (kind) but their message names the volume, the
   share and the VM, and says what to do for the known cases (double hop, error
   1219, access rights, no free slot).  No message holds a secret.
@@ -150,18 +162,29 @@ class VolumeOps:
         return text + " on host " + self.host
 
     def execute(self, inv: results.Invocation, *, context: str = "", retried: bool = True,
-                passthrough: Tuple[type, ...] = ()) -> ScriptResult:
+                passthrough: Tuple[type, ...] = (),
+                cleanup: Optional[Callable[[], str]] = None) -> ScriptResult:
         """Run ``inv`` (retrying transient errors when ``retried``); no lock is taken here.
 
         Errors keep their class; their message gains ``context`` and a hint.  Errors
         of a ``passthrough`` class are raised unchanged (the caller expects them).
+        When the call fails for good after a try whose outcome is unknown
+        (:func:`smbvol.exceptions.outcome_unknown`), ``cleanup()`` runs first and
+        :class:`~smbvol.exceptions.VolumeOperationFailed` is raised, its message ending
+        with the summary ``cleanup`` returns.
         """
         context = context or "%s on host %s" % (inv.operation, self.host)
         script = scripts.render(inv.operation, **inv.options)
         secrets = list(iter_secrets(inv.parameters))
+        unknown: List[BaseException] = []
 
         def once() -> ScriptResult:
-            return self.executor.run(script, inv.parameters)
+            try:
+                return self.executor.run(script, inv.parameters)
+            except exceptions.SmbvolError as exc:
+                if exceptions.outcome_unknown(exc):
+                    unknown.append(exc)
+                raise
 
         attempts = 1
         try:
@@ -179,7 +202,9 @@ class VolumeOps:
                 detail = str(exc.detail)  # the context below already names the host
             hint = _hint(exc)
             advice = "; what to do: " + hint if hint else ""
-            if retried and exceptions.is_transient(exc):
+            if cleanup is not None and unknown:
+                advice += "; " + cleanup()
+            if (retried and exceptions.is_transient(exc)) or (cleanup is not None and unknown):
                 message = mask("%s failed after %d attempt(s): %s%s"
                                % (context, attempts, detail, advice), secrets)
                 LOG.error("%s", message)
@@ -196,7 +221,8 @@ class VolumeOps:
     # -- plans (no I/O) ------------------------------------------------------
     def plan_attach(self, connection_info: Mapping[str, Any], instance_name: str,
                     disk_bus: str = "scsi") -> results.Invocation:
-        """The invocation :meth:`attach_volume` would run."""
+        """The invocation :meth:`attach_volume` would run (after its read-only
+        ``list_attachments`` of the VM, which learns what a failed attach must not detach)."""
         driver, props = self._resolve(connection_info)
         return driver.plan_attach(props, instance_name, disk_bus)
 
@@ -233,13 +259,19 @@ class VolumeOps:
         On the host: connect the share (mapping created if needed), attach the
         image on the VM's first free slot of ``disk_bus`` unless it is already
         attached (then ``changed`` is False), apply QoS.  If the attach fails, a
-        mapping the call created is removed again.
+        mapping the call created is removed again.  Before that, the VM's disks are
+        read once (``list_attachments``); if the answers of the tries are lost (reset,
+        timeout) and the attach fails for good, the disk is detached unless it was
+        attached before, and the share disconnected unless in use (module doc).
         """
         driver, props = self._resolve(connection_info)
         inv = driver.plan_attach(props, instance_name, disk_bus)
         context = self._context("attach", driver, props, instance_name)
         with self._locks.hold(self.host, instance_name, driver.lock_keys(props)):
-            res = self.execute(inv, context=context)
+            (before,) = self._attached_before(driver, [props], instance_name, context,
+                                              inv.volume_id)
+            res = self.execute(inv, context=context, cleanup=lambda: self._undo_attach(
+                driver, [(props, before)], instance_name))
         att = driver.to_attachment(res, inv)
         LOG.info("%s: %s at %s %s:%s (%s)", context, att.disk_path, att.controller_type,
                  att.controller_number, att.controller_location,
@@ -273,11 +305,82 @@ class VolumeOps:
             len(props_list), ", ".join(driver.describe(p) for p in props_list), instance_name,
             self.host)
         with self._locks.hold(self.host, instance_name, keys):
-            res = self.execute(inv, context=context)
+            before = self._attached_before(driver, props_list, instance_name, context,
+                                           inv.volume_id)
+            res = self.execute(inv, context=context, cleanup=lambda: self._undo_attach(
+                driver, list(zip(props_list, before)), instance_name))
         atts = list(driver.to_attachments(res, inv, [driver.volume_id(p) for p in props_list]))
         LOG.info("%s: %d attached, %d already attached", context,
                  sum(1 for a in atts if a.changed), sum(1 for a in atts if not a.changed))
         return atts
+
+    def _attached_before(self, driver: VolumeDriver, props_list: Sequence[Any],
+                         instance_name: str, context: str,
+                         volume_id: Optional[str]) -> List[bool]:
+        """Per volume, whether VM ``instance_name`` may already have its disk (one
+        read-only ``list_attachments`` of the VM; errors are reported as the attach's)."""
+        inv = results.Invocation("list_attachments", {"VMName": instance_name}, {}, volume_id)
+        res = self.execute(inv, context=context)
+        disks = self._disk_attachments(res, instance_name)
+        return [driver.was_attached(p, disks) for p in props_list]
+
+    def _undo_attach(self, driver: VolumeDriver, volumes: Sequence[Tuple[Any, bool]],
+                     instance_name: str) -> str:
+        """Best effort, one try each: detach what a failed attach may have attached (never a
+        disk attached before it), then disconnect those volumes' shares (kept when still in
+        use).  No lock is taken: the caller holds the VM and share locks.  Returns a summary
+        for the error message."""
+        done: List[str] = []
+        failed: List[str] = []
+        to_disconnect: List[Any] = []
+        for props, before in volumes:
+            what = driver.describe(props)
+            if before:
+                LOG.info("clean-up of the attach to VM %s: %s was attached before; "
+                         "it stays attached", instance_name, what)
+                continue
+            inv = driver.plan_detach(props, instance_name)
+            try:
+                det = driver.to_detachment(self.execute(
+                    inv, context="clean-up: detach of %s from VM %s on host %s"
+                    % (what, instance_name, self.host), retried=False), inv)
+            except exceptions.SmbvolError as exc:
+                LOG.error("clean-up of the attach to VM %s: could not detach %s: %s",
+                          instance_name, what, exc)
+                failed.append("detach of %s (detach it yourself)" % what)
+                continue
+            if det.changed:
+                LOG.warning("clean-up of the attach to VM %s: detached %s", instance_name, what)
+                done.append("detached %s" % what)
+            to_disconnect.append(props)
+        seen = set()
+        for props in to_disconnect:
+            key = tuple(k.lower() for k in driver.lock_keys(props)) or id(props)
+            if key in seen:
+                continue
+            seen.add(key)
+            what = driver.describe(props)
+            inv = driver.plan_disconnect(props)
+            try:
+                disc = driver.to_disconnection(self.execute(
+                    inv, context="clean-up: disconnect of %s on host %s" % (what, self.host),
+                    retried=False, passthrough=(exceptions.DiskInUse,)), inv)
+            except exceptions.DiskInUse:
+                LOG.info("clean-up: the connection of %s stays, still in use", what)
+                continue
+            except exceptions.SmbvolError as exc:
+                LOG.error("clean-up of the attach to VM %s: could not disconnect %s: %s",
+                          instance_name, what, exc)
+                failed.append("disconnect of %s" % what)
+                continue
+            if disc.removed:
+                LOG.warning("clean-up of the attach to VM %s: disconnected %s", instance_name,
+                            what)
+                done.append("disconnected %s" % what)
+        text = "cleaned up: %s" % (", ".join(done) or "nothing to undo")
+        if failed:
+            text += "; NOT cleaned up: %s" % ", ".join(failed)
+        return text
 
     def _attach_one_by_one(self, infos: Sequence[Mapping[str, Any]],
                            instance_name: str) -> List[results.Attachment]:
@@ -418,6 +521,11 @@ class VolumeOps:
         context = "listing the disks of %s on host %s" % (
             "VM " + instance_name if instance_name else "every VM", self.host)
         res = self.execute(inv, context=context, retried=False)
+        return self._disk_attachments(res, instance_name)
+
+    @staticmethod
+    def _disk_attachments(res: ScriptResult, instance_name: Optional[str]
+                          ) -> List[results.DiskAttachment]:
         out = []
         for r in results.as_list(res.result.get("attachments")):
             number = results.as_int(r.get("disk_number"))

@@ -16,8 +16,9 @@ pipeline running forever).
 
 Faults are injected per WSMan action with :meth:`PSRPServer.inject`:
 ``"reset"`` (the TCP connection is closed without an answer), ``"401"``,
-``"500"`` (an HTTP 500 with a plain-text body) or a WSMan fault code (an
-HTTP 500 carrying a SOAP fault, as Windows sends it).
+``"500"`` (an HTTP 500 with a plain-text body), ``(status, body)`` (any HTTP
+status with that plain-text body) or a WSMan fault code (an HTTP 500 carrying
+a SOAP fault, as Windows sends it).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class ScriptFailed(Exception):
 #: ``execute`` returns this to leave the pipeline running (until stopped).
 HANG = object()
 
-FaultSpec = Union[str, int]
+FaultSpec = Union[str, int, Tuple[int, str]]
 
 
 @dataclasses.dataclass
@@ -204,6 +205,8 @@ class PSRPServer:
                     return 401, b"", "401"
                 if fault == "500":
                     return 500, b"Internal Server Error", "500"
+                if isinstance(fault, tuple):  # (HTTP status, plain-text body)
+                    return int(fault[0]), str(fault[1]).encode("utf-8"), str(fault[0])
                 return 500, _fault(message_id, int(fault), "injected fault %s" % fault), "fault"
             try:
                 answer = getattr(self, "_do_" + action)(envelope, record)

@@ -402,6 +402,28 @@ def test_options_credentials(options, username, password):
     assert cred.password.reveal() == password
 
 
+def test_password_with_a_comma_never_shows_its_pieces(caplog):
+    """``password=ab,cd=ef``: the piece after the comma parses as an option "key"; neither
+    that key nor its value may reach a log (at DEBUG) or an error message."""
+    pieces = ("Kq7zPiece", "Wv3Tail")
+    caplog.set_level(logging.DEBUG)
+    cred = parse_options("-o vers=3.0,username=svc,password=ab,%s=%s,noperm" % pieces)
+    assert cred.username == "svc"
+    assert "ignoring 2 other mount option(s)" in caplog.text  # vers and the piece
+    with pytest.raises(InvalidConnectionInfo) as err:
+        parse_options("-o password=ab,%s=%s" % pieces)
+    assert "without a user name" in str(err.value)
+    with pytest.raises(InvalidConnectionInfo) as err2:
+        connection.parse_smb({"driver_volume_type": "smbfs", "data": {
+            "export": "//fs01/vols", "name": "v.vhdx",
+            "options": "-o password=ab,%s=%s,vers=3.0" % pieces}})
+    texts = [caplog.text, str(err.value), repr(err.value), str(err2.value)]
+    assert "vers=***" in str(err2.value)  # a known option name is still shown
+    for text in texts:
+        for piece in pieces:
+            assert piece.lower() not in text.lower()
+
+
 @pytest.mark.parametrize("options, username, password", [
     ("-o username=first,username=second,password=p1,password=p2", "first", "p1"),
     ("-o user=first,username=second,pass=p1,password=p2", "first", "p1"),

@@ -277,3 +277,35 @@ def test_describe_names_volume_and_share(driver):
     text = driver.describe(props)
     assert "vol-1" in text and r"\\fs01\vols\volume-1.vhdx" in text
     assert PASSWORD not in text
+
+
+# -- what a failed attach may detach --------------------------------------------------------
+
+def _disk(path, disk_number=None, iqn=None, lun=None):
+    from smbvol.results import DiskAttachment
+    return DiskAttachment(vm_name="vm", vm_id=None, controller_type="SCSI", controller_number=0,
+                          controller_location=0, disk_path=path, disk_number=disk_number,
+                          target_iqn=iqn, target_lun=lun)
+
+
+def test_smb_was_attached_matches_the_image_by_unc_or_local_path(driver):
+    props = driver.parse(smb_info())
+    assert not driver.was_attached(props, [])
+    assert not driver.was_attached(props, [_disk(r"\\fs01\vols\volume-2.vhdx"),
+                                           _disk(r"\\.\PHYSICALDRIVE3", disk_number=3)])
+    assert driver.was_attached(props, [_disk(r"\\FS01\Vols\VOLUME-1.vhdx")])
+    # a share on the host itself is attached by its local path
+    assert driver.was_attached(props, [_disk(r"C:\Shares\vols\volume-1.vhdx")])
+
+
+def test_iscsi_was_attached_by_target_and_lun_and_doubt_answers_true(conf):
+    from smbvol.drivers.iscsi import ISCSIVolumeDriver
+    d = ISCSIVolumeDriver(conf)
+    iqn = "iqn.2010-10.org.openstack:volume-7"
+    props = d.parse({"driver_volume_type": "iscsi", "data": {
+        "target_portal": "10.0.0.50:3260", "target_iqn": iqn, "target_lun": 1}})
+    assert not d.was_attached(props, [_disk(r"\\fs01\vols\volume-1.vhdx")])
+    assert not d.was_attached(props, [_disk(r"\\.\PHYSICALDRIVE4", 4, iqn, 2)])
+    assert d.was_attached(props, [_disk(r"\\.\PHYSICALDRIVE5", 5, iqn.upper(), 1)])
+    # a passthrough disk whose LUN the host could not tell may be this one
+    assert d.was_attached(props, [_disk(r"\\.\PHYSICALDRIVE6", 6)])

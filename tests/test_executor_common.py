@@ -122,11 +122,65 @@ def test_is_transient(exc, transient):
     assert exceptions.is_transient(exc) is transient
 
 
+@pytest.mark.parametrize("exc, connection_failure", [
+    (exceptions.TransportError(host="h", reason="connection refused"), True),
+    (exceptions.TransportError(host="h", reason="HTTP 503"), True),
+    (exceptions.CertificateError(host="h", reason="self-signed"), False),
+    (exceptions.ExecutorTimeout(host="h", elapsed=3.0, timeout=2), False),
+    (exceptions.AuthenticationError(host="h", auth="ntlm", username="u", reason="401"), False),
+    (exceptions.RemoteFault(host="h", code=5, reason="denied"), False),
+    (exceptions.ShareUnreachable(operation="o", host="h", detail="d"), False),
+    (exceptions.HostBusy(operation="o", host="h", detail="d"), False),
+    (exceptions.NoEnvelope(operation="o", exit_code=1, excerpt=""), False),
+    (ValueError("x"), False),
+])
+def test_is_connection_failure(exc, connection_failure):
+    assert exceptions.is_connection_failure(exc) is connection_failure
+    if connection_failure:  # a subset of what the operation policy retries
+        assert exceptions.is_transient(exc)
+
+
+def test_connection_policy_leaves_timeouts_to_the_attach_policy():
+    """A timeout is retried by one layer only: (attach retries + 1) tries, not multiplied."""
+    conf = opts.new_conf(smbvol_connection_retry_count=3, smbvol_connection_retry_interval=1,
+                         hyperv_volume_attach_retry_count=4,
+                         hyperv_volume_attach_retry_interval=2)
+    sleeps = []
+
+    def handler(s, p):
+        raise exceptions.ExecutorTimeout(host="hv1", elapsed=301.0, timeout=300)
+
+    ex = FakeExecutor(handler, host="hv1")
+    ex.retry = retry.connection_policy(conf, sleep=sleeps.append)
+    with pytest.raises(exceptions.ExecutorTimeout):
+        ex.run(script(), mount_params())
+    assert len(ex.calls) == 1 and sleeps == []  # the connection policy does not retry it
+    with pytest.raises(exceptions.ExecutorTimeout):
+        retry.attach_policy(conf, sleep=sleeps.append)(ex.run, script(), mount_params())
+    assert len(ex.calls) == 1 + 5 and sleeps == [2, 2, 2, 2]
+
+
+def test_connection_policy_retries_only_before_the_host_was_reached():
+    conf = opts.new_conf(smbvol_connection_retry_count=3, smbvol_connection_retry_interval=1)
+    for exc in (exceptions.CertificateError(host="hv1", reason="self-signed"),
+                exceptions.HostBusy(operation="mount_share", host="hv1", detail="busy"),
+                exceptions.RemoteFault(host="hv1", code=5, reason="denied")):
+        calls, sleeps = [], []
+
+        def fail(exc=exc, calls=calls):
+            calls.append(1)
+            raise exc
+
+        with pytest.raises(type(exc)):
+            retry.connection_policy(conf, sleep=sleeps.append)(fail)
+        assert len(calls) == 1 and sleeps == [], exc
+
+
 def test_executor_retry_policy_retries_transient_errors_then_succeeds(caplog):
     conf = opts.new_conf(smbvol_connection_retry_count=3, smbvol_connection_retry_interval=1.5)
     sleeps = []
     answers = [exceptions.TransportError(host="hv1", reason="connection reset"),
-               exceptions.ExecutorTimeout(host="hv1", elapsed=9.0, timeout=8),
+               exceptions.TransportError(host="hv1", reason="HTTP 503 from the proxy"),
                envelope.ok({"share_path": "x"})]
 
     def handler(s, p):
@@ -143,7 +197,7 @@ def test_executor_retry_policy_retries_transient_errors_then_succeeds(caplog):
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(messages) == 2
     assert "attempt 1" in messages[0] and "TransportError" in messages[0]
-    assert "attempt 2" in messages[1] and "ExecutorTimeout" in messages[1]
+    assert "attempt 2" in messages[1] and "503" in messages[1]
     assert not any(SECRET in m for m in messages)
 
 

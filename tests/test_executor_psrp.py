@@ -11,6 +11,7 @@ import base64
 import datetime
 import logging
 import ssl
+import traceback
 
 import pytest
 from psrpcore.types import PSCredential as ServerPSCredential
@@ -310,6 +311,33 @@ def test_connection_refused_is_a_transport_error(server):
     server.stop()
     with pytest.raises(exceptions.TransportError):
         ex.run(echo_script(), {"SharePath": "x"})
+
+
+def assert_library_error_dropped(err: BaseException, secret: str = PASSWORD) -> None:
+    """The translated error keeps no pypsrp/requests exception (its text is not masked)."""
+    assert err.__cause__ is None and err.__context__ is None, (err.__cause__, err.__context__)
+    text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    assert secret not in text
+
+
+def test_translated_authentication_error_drops_the_library_error(server):
+    ex = make_executor(server, smbvol_password="not-the-password")
+    with pytest.raises(exceptions.AuthenticationError) as err:
+        ex.run(echo_script(), {"SharePath": "x"})
+    assert_library_error_dropped(err.value, "not-the-password")
+
+
+@pytest.mark.parametrize("fault, cls", [
+    ((503, "proxy: password=%s" % PASSWORD), exceptions.TransportError),
+    ((500, "error: password=%s" % PASSWORD), exceptions.RemoteFault),
+    ("reset", exceptions.TransportError),
+])
+def test_translated_errors_drop_the_library_error(server, executor, fault, cls):
+    server.inject("Create", fault)
+    with pytest.raises(cls) as err:
+        executor.run(echo_script(), {"SharePath": "x"})
+    assert PASSWORD not in str(err.value)
+    assert_library_error_dropped(err.value)
 
 
 def test_wsman_fault_is_a_remote_fault_with_its_code(server, executor):

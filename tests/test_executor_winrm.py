@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import traceback
 
 import pytest
 import requests
@@ -274,6 +275,47 @@ def test_http_503_is_transient_transport_error(server):
     with pytest.raises(exceptions.TransportError) as err:
         WinRMExecutor(options()).run(script(), params())
     assert "503" in str(err.value) and exceptions.is_transient(err.value)
+
+
+def full_traceback(err: BaseException) -> str:
+    return "".join(traceback.format_exception(type(err), err, err.__traceback__))
+
+
+def assert_library_error_dropped(err: BaseException) -> None:
+    """The translated error keeps no pywinrm/requests exception (its text is not masked)."""
+    assert err.__cause__ is None and err.__context__ is None, (err.__cause__, err.__context__)
+    text = full_traceback(err)
+    assert WINRM_PW not in text and SHARE_PW not in text
+
+
+def test_translated_transport_error_drops_the_library_error(server):
+    server.inject("Create", requests.exceptions.ConnectionError(
+        "ProxyError('Unable to connect to proxy', http://svc:%s@proxy:3128)" % WINRM_PW))
+    with pytest.raises(exceptions.TransportError) as err:
+        WinRMExecutor(options()).run(script(), params())
+    assert_library_error_dropped(err.value)
+
+
+def test_translated_authentication_error_drops_the_library_error(rsps):
+    FakeWinRMServer(password="another-password", username=USER).install(rsps)
+    with pytest.raises(exceptions.AuthenticationError) as err:
+        WinRMExecutor(options()).run(script(), params())
+    assert_library_error_dropped(err.value)
+
+
+@pytest.mark.parametrize("answer, cls", [
+    (wsman_fault(2150858843, "InvalidSelectors", "no shell (%s)" % WINRM_PW, status=400),
+     exceptions.RemoteFault),
+    ((503, {}, "proxy: password=%s" % WINRM_PW), exceptions.TransportError),
+    ((500, {}, "<html>%s</html>" % WINRM_PW), exceptions.RemoteFault),
+    (requests.exceptions.SSLError("certificate verify failed (%s)" % WINRM_PW),
+     exceptions.CertificateError),
+])
+def test_every_translated_error_drops_the_library_error(server, answer, cls):
+    server.inject("Command", answer)
+    with pytest.raises(cls) as err:
+        WinRMExecutor(options()).run(script(), params())
+    assert_library_error_dropped(err.value)
 
 
 def test_operation_timeouts_are_polled_again_until_output(server):

@@ -295,6 +295,42 @@ def test_disconnect_refused_while_another_lun_of_the_target_is_attached(ops, hos
     assert host.sessions == ()
 
 
+def test_disconnect_stops_before_any_logout_when_a_disk_lookup_fails(ops, host):
+    ops.attach_volume(info(1), VM)  # a running VM's passthrough disk
+    host.fail_next("iscsi_disconnect", "unexpected", stage="disk_lookup",
+                   message="the storage provider did not answer")
+    with pytest.raises(exceptions.UnexpectedHostError) as err:
+        ops.disconnect_volume(info(1))
+    assert IQN in str(err.value) and "did not answer" in str(err.value)
+    assert len(host.sessions) == 1
+    assert [d.disk_number for d in host.vm(VM).disks] == [5]
+
+
+def test_disconnect_refused_while_a_vm_has_an_iscsi_disk_no_session_reaches(ops, host):
+    other = "iqn.2010-10.org.openstack:volume-8"
+    host.add_target(other, [PORTAL], {0: 9})
+    host.attach_disk(VM2, None, "SCSI", 0, 3, disk_number=9)  # its session is gone
+    ops.connect_volume(info(1))
+    disc = ops.disconnect_volume(info(1))
+    assert (disc.logged_out, disc.in_use_by) == (False, (VM2,))
+    assert len(host.sessions) == 1
+    host.attach_disk(VM, None, "SCSI", 0, 3, disk_number=2)  # a local disk does not block
+    with pytest.raises(exceptions.DiskInUse) as err:
+        host.executor().run(scripts.render("iscsi_disconnect"),
+                            {"TargetPortals": [PORTAL], "TargetIqns": [IQN], "TargetLuns": [1]})
+    assert err.value.data["disk_numbers"] == [9]
+    assert err.value.data["reason"] == "unmatched_passthrough_disk"
+
+
+def test_iscsi_templates_never_take_a_silenced_lookup_for_an_empty_one():
+    for name in cr.ISCSI_OPERATIONS + ("list_attachments", "host_info"):
+        text = scripts.render(name).text
+        for line in text.splitlines():
+            if "Storage\\" in line or "iSCSI\\" in line:
+                assert "SilentlyContinue" not in line, (name, line.strip())
+        assert "ConnectionType -eq" not in text, name
+
+
 def test_post_live_migration_disconnects_each_target_once(ops, host):
     ops.connect_volume(info(1))
     out = ops.post_live_migration({"block_device_mapping": [
@@ -324,7 +360,8 @@ def test_chap_secret_never_shown(ops, host, caplog):
     inner = host.handler
 
     def spy(script, params):
-        seen.append(script.text)
+        if script.name != "list_attachments":  # attach first reads the VM's disks
+            seen.append(script.text)
         return inner(script, params)
 
     spy_ops = VolumeOps(host.executor().__class__(spy, host="hv01"), ops.conf,

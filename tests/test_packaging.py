@@ -18,8 +18,8 @@ SAMPLE = {"string": "x", "strings": ["a"], "int": 1, "ints": [1], "bool": True,
           "securestring": Secret("p")}
 count = 0
 for name, op in sorted(scripts.OPERATIONS.items()):
-    if not os.path.exists(os.path.join(here, "ps_templates", op.template)):
-        continue
+    assert os.path.exists(os.path.join(here, "ps_templates", op.template)), (
+        "the template %s of %s is not installed" % (op.template, name))
     for values in itertools.product((False, True), repeat=len(op.options)):
         opts = dict(zip(op.options, values))
         assert scripts.render(name, **opts).text

@@ -49,14 +49,15 @@ VOID_COMMANDS = {
     "assert-smbvoldiskname", "assert-smbvoliops", "assert-smbvolimage", "undo-smbvolmount",
     "remove-smbvolmappingobject", "remove-smbvolmappingrecord", "set-smbvolmappingrecord",
     "initialize-smbvolnetapi", "add-type", "start-sleep", "set-strictmode",
-    "write-smbvolenvelope", "write-output", "set-smbvoldiskqos",
+    "write-smbvolenvelope", "write-output", "set-smbvoldiskqos", "write-smbvoljobfile",
+    "assert-smbvolprivatedirectory",
 }
 #: .NET methods that may stand alone as a statement (they return void).
 VOID_METHODS = {
     "add", "addaccessrule", "setaccessruleprotection", "setvalue", "deletevalue", "dispose",
     "clear", "delete", "writealltext", "move", "appendchar", "makereadonly", "getbytes", "copy",
     "zerofreebstr", "connect", "stop", "deletetask", "setaccesscontrol", "sort",
-    "releasemutex",
+    "releasemutex", "setowner", "write", "flush",
 }
 
 
@@ -152,7 +153,7 @@ def smb_modules():
                 cmdlets = json.load(f)["cmdlets"]
             return {name.lower(): info["module"] for name, info in cmdlets.items()
                     if info["module"] in ("Hyper-V", "SmbShare")}
-    pytest.skip("no cmdlets.json")
+    pytest.fail("no cmdlets.json in %s: the module check needs it" % ", ".join(CMDLETS_CANDIDATES))
 
 
 _VALUE_CONTEXTS = ("array_expression", "sub_expression", "parenthesized_expression",
@@ -497,16 +498,41 @@ def test_no_plain_password_reaches_a_cmdlet(name, opts):
 
 def test_task_command_line_and_definition_carry_no_secret():
     tree = tree_of("mount_share", {"mapping_via_task": True})
-    fn = tree.t(tree.functions()["new-smbvolglobalmappingviatask"])
+    fns = tree.functions()
+    fn = tree.t(fns["new-smbvolglobalmappingviatask"])
+    # the command line is the fixed runner, encoded: no script file, no value, no -File
     args = re.search(r"^\s*\$action\.Arguments = (.*)$", fn, re.M).group(1)
-    assert set(re.findall(r"\$\w+", args)) == {"$scriptPath", "$jobPath"}
+    assert set(re.findall(r"\$\w+", args)) == {"$encodedRunner"}
+    assert "-EncodedCommand" in args and "-File" not in fn and "ExecutionPolicy" not in fn
+    assert "$runner = (Get-Command -Name 'Invoke-SmbvolMappingTaskScript' -CommandType " \
+           "Function).ScriptBlock.ToString()" in fn
+    assert "WriteAllText($scriptPath" not in fn and ".ps1" not in fn
     register = re.search(r"RegisterTaskDefinition\(([^)]*)\)", fn).group(1)
     assert [a.strip() for a in register.split(",")] == [
         "$taskName", "$definition", "6", "'SYSTEM'", "$null", "5"]
-    # the job file holds a DPAPI blob, never the credential object or its password
+    # the runner takes no input: no param block, no $args, nothing from the environment
+    runner = tree.t(fns["invoke-smbvolmappingtaskscript"])
+    assert "param(" not in runner and "$args" not in runner and "$env:" not in runner
+    # the job file holds a DPAPI blob, never the credential object, its password or the entropy
     job = re.search(r"\$job = @\{(.*?)\n\s*\}", fn, re.S).group(1)
     assert "Protect-SmbvolPassword" in job
     assert ".Password" not in job
+    assert sorted(re.findall(r"^\s*(\w+) =", job, re.M)) == ["blob", "remote_path", "user_name"]
+    # ... created new (never an existing file) with an explicit owner and protected DACL
+    writer = tree.t(fns["write-smbvoljobfile"])
+    assert "[System.IO.FileMode]::CreateNew" in writer
+    assert "New-SmbvolPrivateSecurity -Directory $false -Owner $true" in writer
+    security = tree.t(fns["new-smbvolprivatesecurity"])
+    assert "SetAccessRuleProtection($true, $false)" in security
+    assert "@('S-1-5-18', 'S-1-5-32-544')" in security
+    # the directory is refused when it is a reparse point or owned by anyone else
+    check = tree.t(fns["assert-smbvolprivatedirectory"])
+    assert "ReparsePoint" in check and "GetOwner(" in check
+    assert check.index("ReparsePoint") < check.index("SetAccessControl")
+    assert check.index("GetOwner(") < check.index("SetAccessControl")
+    # the runner checks the same before it reads anything
+    assert runner.index("ReparsePoint") < runner.index("ReadAllText")
+    assert runner.index("GetOwner(") < runner.index("ReadAllText")
     # task removed and files deleted in the finally block
     finally_part = fn[fn.rindex("} finally {"):]
     assert "$folder.DeleteTask($taskName, 0)" in finally_part

@@ -96,7 +96,8 @@ def test_attach_creates_mapping_and_uses_first_slot(ops, host):
     assert [d.path for d in host.disks_of("instance-1")] == [SHARE + r"\volume-1.vhdx"]
     (m,) = mapped(host)
     assert m.owned and m.credential.username == "svc"
-    assert ops_of(host) == ["attach_vhd"]
+    # One read-only look at the VM's disks first (what a failed attach must never detach).
+    assert ops_of(host) == ["list_attachments", "attach_vhd"]
 
 
 def test_attach_and_detach_are_idempotent(ops, host):
@@ -146,7 +147,8 @@ def test_no_free_slot_on_a_full_running_vm(ops, host):
     assert "full" in text and "vol-volume-3" in text and SHARE in text
     assert "detach a disk" in text
     assert host.to_dict() == before  # the mapping this attach created was removed again
-    assert ops_of(host) == ["attach_vhd"]  # not transient: no retry
+    # A host error: not retried, and no client clean-up (the script rolled back itself).
+    assert ops_of(host) == ["list_attachments", "attach_vhd"]
 
 
 def test_a_controller_is_added_to_a_vm_that_is_off_until_four(ops, host):
@@ -160,6 +162,9 @@ def test_a_controller_is_added_to_a_vm_that_is_off_until_four(ops, host):
 
 
 def test_64_threads_attach_64_volumes_to_one_vm(host, conf):
+    """Exercises smbvol's in-process locks (the VM and share locks of VolumeOps) plus the host
+    double's own host lock; not the templates' host-side named mutex, which only Windows
+    has."""
     ops = smbvol.VolumeOps(host.executor(), conf, sleep=Sleeps())
     barrier = threading.Barrier(64)
     found, errors = [], []
@@ -188,7 +193,7 @@ def test_64_threads_attach_64_volumes_to_one_vm(host, conf):
 def test_attach_volumes_runs_one_invocation(ops, host):
     infos = [ci("volume-1.vhdx"), ci("volume-2.vhdx"), ci("volume-3.vhdx")]
     atts = ops.attach_volumes(infos, "instance-1")
-    assert ops_of(host) == ["attach_vhds"]
+    assert ops_of(host) == ["list_attachments", "attach_vhds"]
     assert [a.volume_id for a in atts] == ["vol-volume-1", "vol-volume-2", "vol-volume-3"]
     assert [a.controller_location for a in atts] == [0, 1, 2]
     assert all(a.changed for a in atts)
@@ -271,7 +276,8 @@ def test_nova_bug_1461081_share_not_unmounted_during_attach(host, conf):
         lock_log.removeHandler(watch)
         lock_log.setLevel(old_level)
     calls = [(c.operation, c.outcome) for c in host.calls]
-    assert calls == [("mount_share", "ok"), ("attach_vhd", "ok"), ("unmount_share", "disk_in_use")]
+    assert calls == [("mount_share", "ok"), ("list_attachments", "ok"), ("attach_vhd", "ok"),
+                     ("unmount_share", "disk_in_use")]
     assert out["att"].changed
     assert not out["disc"].removed and out["disc"].in_use_by == ("instance-1",)
     assert len(mapped(host)) == 1
@@ -396,7 +402,7 @@ def test_loopback_share_uses_the_local_path(ops, host, server):
 
 
 def test_stale_mapping_is_recreated(ops, host):
-    host.add_mapping(SHARE, status="Disconnected", credential=CRED)
+    host.add_mapping(SHARE, status="Disconnected", credential=CRED, owned=True)
     conn = ops.connect_volume(ci())
     assert conn.mapping_created and conn.changed
     assert any("Disconnected" in w for w in conn.warnings)
@@ -425,7 +431,7 @@ def test_1219_conflict(ops, host, caplog):
     assert err.value.native_code == 1219
     for secret in (PASSWORD, OTHER_PASSWORD):
         assert secret not in text and secret not in caplog.text
-    assert ops_of(host) == ["attach_vhd"]
+    assert ops_of(host) == ["list_attachments", "attach_vhd"]
 
 
 def test_double_hop(host, conf, caplog):
@@ -466,7 +472,7 @@ def test_transient_errors_are_retried_then_volume_operation_failed(host, conf, s
     text = str(e)
     assert "3 attempt" in text and "instance-1" in text and SHARE in text
     assert sleeps.calls == [3, 3]
-    assert [c.operation for c in unreachable.calls] == ["attach_vhd"] * 3
+    assert [c.operation for c in unreachable.calls] == ["list_attachments"] + ["attach_vhd"] * 3
     assert unreachable.mappings == () and unreachable.disks_of("instance-1") == ()
     assert PASSWORD not in caplog.text
 
@@ -483,14 +489,16 @@ def test_host_busy_is_retried_until_the_lock_is_free(host, conf):
     ops = smbvol.VolumeOps(host.executor(), conf, sleep=sleep)
     att = ops.attach_volume(ci(), "instance-1")
     assert att.changed and seen == [3]
-    assert [c.outcome for c in host.calls] == ["host_busy", "ok"]
+    assert [(c.operation, c.outcome) for c in host.calls] == [
+        ("list_attachments", "ok"), ("attach_vhd", "host_busy"), ("attach_vhd", "ok")]
 
 
 def test_permanent_errors_are_not_retried(ops, host, sleeps):
     with pytest.raises(exceptions.VMNotFound) as err:
         ops.attach_volume(ci(), "no-such-vm")
     assert "no-such-vm" in str(err.value) and "vol-volume-1" in str(err.value)
-    assert sleeps.calls == [] and ops_of(host) == ["attach_vhd"]
+    # The look at the VM's disks already finds no VM: nothing is attempted on the host.
+    assert sleeps.calls == [] and ops_of(host) == ["list_attachments"]
 
 
 def test_retry_count_zero_means_one_try(host, sleeps):
@@ -500,6 +508,98 @@ def test_retry_count_zero_means_one_try(host, sleeps):
     with pytest.raises(exceptions.VolumeOperationFailed) as err:
         ops.connect_volume(ci())
     assert err.value.volume_id == "vol-volume-1" and sleeps.calls == []
+
+
+# -- a lost answer: the host did the work, the client saw a reset ----------------------------
+
+def lost_answer(host, operations, error="reset", fail_also=()):
+    """An executor over ``host`` that lets the host run ``operations``, then loses the answer
+    (a connection reset, or a timeout), as when the network fails after the host did the
+    work.  Operations in ``fail_also`` fail before reaching the host."""
+
+    def handler(script, params):
+        if script.name in fail_also:
+            raise exceptions.TransportError(host=host.host_name, reason="connection refused")
+        answer = host.handler(script, params)
+        if script.name in operations:
+            if error == "timeout":
+                raise exceptions.ExecutorTimeout(host=host.host_name, elapsed=301.0,
+                                                 timeout=300)
+            raise exceptions.TransportError(host=host.host_name,
+                                            reason="connection reset by the host or the network")
+        return answer
+
+    return FakeExecutor(handler, host=host.host_name)
+
+
+@pytest.mark.parametrize("error, cause", [("reset", exceptions.TransportError),
+                                          ("timeout", exceptions.ExecutorTimeout)])
+def test_attach_whose_answers_are_lost_cleans_up_what_it_did(host, conf, sleeps, caplog,
+                                                              error, cause):
+    before = host.to_dict()
+    ops = smbvol.VolumeOps(lost_answer(host, {"attach_vhd"}, error), conf, sleep=sleeps)
+    with caplog.at_level(logging.DEBUG):
+        with pytest.raises(exceptions.VolumeOperationFailed) as err:
+            ops.attach_volume(ci(), "instance-1")
+    e = err.value
+    assert e.volume_id == "vol-volume-1" and isinstance(e.__cause__, cause)
+    assert "3 attempt" in str(e) and "detached volume vol-volume-1" in str(e)
+    assert "disconnected volume vol-volume-1" in str(e)
+    # Every try attached (the first) or found attached (the others); the clean-up undid it.
+    assert ops_of(host) == ["list_attachments"] + ["attach_vhd"] * 3 + [
+        "detach_vhd", "unmount_share"]
+    assert host.to_dict() == before
+    assert host.disks_of("instance-1") == () and mapped(host) == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("clean-up" in w and "detached" in w for w in warnings)
+    assert any("clean-up" in w and "disconnected" in w for w in warnings)
+    assert PASSWORD not in caplog.text and PASSWORD not in str(e)
+
+
+def test_attach_clean_up_never_detaches_a_disk_attached_before(host, conf, sleeps, caplog):
+    host.add_mapping(SHARE, credential=CRED, owned=True)
+    host.attach_disk("instance-1", SHARE + r"\volume-1.vhdx", "SCSI", 0, 3)
+    before = host.to_dict()
+    ops = smbvol.VolumeOps(lost_answer(host, {"attach_vhd"}), conf, sleep=sleeps)
+    with caplog.at_level(logging.INFO):
+        with pytest.raises(exceptions.VolumeOperationFailed) as err:
+            ops.attach_volume(ci(), "instance-1")
+    assert err.value.volume_id == "vol-volume-1"
+    assert isinstance(err.value.__cause__, exceptions.TransportError)
+    assert "detach_vhd" not in ops_of(host) and "unmount_share" not in ops_of(host)
+    assert host.to_dict() == before
+    assert [(d.path, d.controller_location) for d in host.disks_of("instance-1")] == [
+        (SHARE + r"\volume-1.vhdx", 3)]
+    assert "was attached before" in caplog.text
+
+
+def test_attach_volumes_clean_up_keeps_the_disks_attached_before(host, conf, sleeps):
+    host.add_mapping(SHARE, credential=CRED, owned=True)
+    host.attach_disk("instance-1", SHARE + r"\volume-1.vhdx")
+    before = host.to_dict()
+    ops = smbvol.VolumeOps(lost_answer(host, {"attach_vhds"}), conf, sleep=sleeps)
+    infos = [ci("volume-1.vhdx"), ci("volume-2.vhdx"), ci("volume-3.vhdx")]
+    with pytest.raises(exceptions.VolumeOperationFailed) as err:
+        ops.attach_volumes(infos, "instance-1")
+    assert "vol-volume-2" in err.value.volume_id and "vol-volume-3" in err.value.volume_id
+    detached = [c.parameters["DiskName"] for c in host.calls if c.operation == "detach_vhd"]
+    assert detached == ["volume-2.vhdx", "volume-3.vhdx"]
+    # The share stays: volume-1, attached before, still lies on it.
+    assert host.to_dict() == before
+
+
+def test_attach_clean_up_that_fails_says_what_is_left(host, conf, sleeps, caplog):
+    ops = smbvol.VolumeOps(lost_answer(host, {"attach_vhd"}, fail_also={"detach_vhd"}), conf,
+                           sleep=sleeps)
+    with caplog.at_level(logging.ERROR):
+        with pytest.raises(exceptions.VolumeOperationFailed) as err:
+            ops.attach_volume(ci(), "instance-1")
+    text = str(err.value)
+    assert "NOT cleaned up: detach of volume vol-volume-1" in text
+    assert "could not detach volume vol-volume-1" in caplog.text
+    # The disk is still attached, so its share is not even tried.
+    assert [d.path for d in host.disks_of("instance-1")] == [SHARE + r"\volume-1.vhdx"]
+    assert "unmount_share" not in ops_of(host) and len(mapped(host)) == 1
 
 
 # -- error messages: what, where, and never a secret ------------------------------------------
@@ -661,7 +761,8 @@ def test_execution_runs_exactly_the_plan(ops, host):
                         (ops.plan_disconnect(ci(), force=True), "unmount_share")):
         assert planned.operation == op and planned.volume_id == "vol-volume-1"
     assert ops.plan_disconnect(ci(), force=True).parameters["Force"] is True
-    assert len(host.calls) == 1  # planning ran nothing
+    # planning ran nothing (attach ran the plan after one read-only list_attachments)
+    assert ops_of(host) == ["list_attachments", "attach_vhd"]
 
 
 def test_unknown_driver_type_through_volumeops(ops, host):

@@ -101,6 +101,16 @@ class VolumeDriver(abc.ABC):
     def plan_detach(self, props: Any, instance_name: str) -> results.Invocation:
         """Remove the volume's disk from the VM."""
 
+    def was_attached(self, props: Any,
+                     attachments: Sequence[results.DiskAttachment]) -> bool:
+        """Whether a disk of ``attachments`` (one VM's disks) may be this volume's.
+
+        Used before an attach to learn what a failed attach must never detach, so a
+        doubt answers True.  Default: True (a driver that cannot tell never has a
+        disk detached by the clean-up of a failed attach).
+        """
+        return True
+
     # -- results -------------------------------------------------------------
     @abc.abstractmethod
     def to_connection(self, res: ScriptResult, inv: results.Invocation

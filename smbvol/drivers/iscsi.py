@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from smbvol import connection, exceptions, results
 from smbvol.drivers.base import VolumeDriver
@@ -189,6 +189,18 @@ class ISCSIVolumeDriver(VolumeDriver):
         params["DiskBus"] = bus
         params["LockTimeoutSeconds"] = self._lock_timeout()
         return results.Invocation("iscsi_attach", params, {}, self.volume_id(props))
+
+    def was_attached(self, props: connection.IscsiConnectionInfo,
+                     attachments: Sequence[results.DiskAttachment]) -> bool:
+        """A passthrough disk reached through one of the volume's targets and LUN, or a
+        passthrough disk whose target the host could not tell (a doubt answers True)."""
+        wanted = {(t.iqn.lower(), t.lun) for t in props.targets}
+        for a in attachments:
+            if a.disk_number is None:
+                continue  # an image file
+            if a.target_iqn is None or (a.target_iqn.lower(), a.target_lun) in wanted:
+                return True
+        return False
 
     def plan_detach(self, props: connection.IscsiConnectionInfo,
                     instance_name: str) -> results.Invocation:

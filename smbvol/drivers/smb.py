@@ -218,6 +218,14 @@ class SMBVolumeDriver(VolumeDriver):
             controller_location=results.as_int(r.get("controller_location")),
             volume_id=inv.volume_id, host=res.host, warnings=res.warnings)
 
+    def was_attached(self, props: connection.SmbConnectionInfo,
+                     attachments: Sequence[results.DiskAttachment]) -> bool:
+        """Any disk whose path ends in the image's file name: its UNC path, or the local
+        path of a share on the host itself (the same name elsewhere is a doubt: True)."""
+        name = props.disk_name.lower()
+        return any((a.disk_path or "").replace("/", "\\").rsplit("\\", 1)[-1].lower() == name
+                   for a in attachments)
+
     def disk_path(self, conn: results.ShareConnection,
                   props: connection.SmbConnectionInfo) -> str:
         return conn.disk_path or props.disk_path

@@ -25,7 +25,7 @@ import logging
 import time
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
-from smbvol import envelope
+from smbvol import envelope, exceptions
 from smbvol.scripts import Script
 from smbvol.secret import Credential, Secret, iter_secrets
 
@@ -56,7 +56,7 @@ class Executor(abc.ABC):
         self.default_timeout = default_timeout
         #: Optional retry policy (a ``tenacity.Retrying``, e.g.
         #: :func:`smbvol.retry.connection_policy`) applied around ``handle``: it
-        #: retries the errors :func:`smbvol.exceptions.is_transient` allows.
+        #: retries the errors :func:`smbvol.exceptions.is_connection_failure` allows.
         self.retry = retry
 
     # -- the one method to implement -------------------------------------
@@ -68,7 +68,12 @@ class Executor(abc.ABC):
     # -- the error-mapping seam (override per library) ----------------------
     @contextlib.contextmanager
     def translate_errors(self, timeout: float) -> Iterator[None]:
-        """Map the transport library's exceptions to smbvol's.  Default: none to map."""
+        """Map the transport library's exceptions to smbvol's.  Default: none to map.
+
+        Translate with ``raise ... from None``: the library's exception (whose text
+        may hold unmasked data) must not stay in the chain that ``--debug``
+        tracebacks print; :meth:`run` also drops it from ``__context__``.
+        """
         yield
 
     # -- public API --------------------------------------------------------
@@ -83,8 +88,15 @@ class Executor(abc.ABC):
                   self.kind, describe_parameters(params))
 
         def attempt() -> RawOutput:
-            with self.translate_errors(timeout):
-                return self.handle(script, params, timeout)
+            try:
+                with self.translate_errors(timeout):
+                    return self.handle(script, params, timeout)
+            except exceptions.SmbvolError as err:
+                if err.__suppress_context__:
+                    # Translated ``from None``: drop the library's exception (its text may
+                    # hold unmasked data) from the error entirely, not only from tracebacks.
+                    err.__context__ = None
+                raise
 
         raw = self.retry(attempt) if self.retry is not None else attempt()
         LOG.debug("%s on %s answered in %.2f s (exit %s)", script.name, self.host,

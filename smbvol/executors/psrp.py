@@ -91,8 +91,9 @@ class PSRPExecutor(Executor):
                   clock: Optional[Clock] = None) -> "PSRPExecutor":
         """The executor for ``host`` (default ``[smbvol] host``) from ``conf.smbvol``.
 
-        Transient failures (:func:`smbvol.exceptions.is_transient`) are retried with
-        :func:`smbvol.retry.connection_policy` (``sleep`` injectable for tests).
+        Failures to reach the host (:func:`smbvol.exceptions.is_connection_failure`,
+        not timeouts) are retried with :func:`smbvol.retry.connection_policy`
+        (``sleep`` injectable for tests).
         """
         options = RemoteOptions.from_conf(conf, host=host, password=password)
         policy = connection_policy(conf, sleep=sleep, what="PSRP call to %s" % options.host)
@@ -123,7 +124,7 @@ class PSRPExecutor(Executor):
                 reconnection_backoff=0.0, no_proxy=False, **kwargs)
         except ValueError as exc:
             raise exceptions.ConfigError(option="smbvol.auth",
-                                         reason=self._mask(str(exc))) from exc
+                                         reason=self._mask(str(exc))) from None
 
     def _open_pool(self) -> RunspacePool:
         """Create the shell (RunspacePool) on the host: Create + Receive."""
@@ -269,52 +270,52 @@ class PSRPExecutor(Executor):
         except psrp_exc.AuthenticationError as exc:
             raise exceptions.AuthenticationError(host=self.host, auth=o.auth,
                                                  username=o.username or "(none)",
-                                                 reason=self._mask(str(exc))) from exc
+                                                 reason=self._mask(str(exc))) from None
         except psrp_exc.WSManFaultError as exc:
             if exc.code == OPERATION_TIMEOUT:
                 raise exceptions.ExecutorTimeout(host=self.host, timeout=timeout,
-                                                 elapsed=self._clock() - start) from exc
+                                                 elapsed=self._clock() - start) from None
             code = ("0x%08X (%d)" % (exc.code, exc.code) if isinstance(exc.code, int)
                     else str(exc.code))
             raise exceptions.RemoteFault(host=self.host, code=code,
-                                         reason=self._mask(str(exc.reason or exc))) from exc
+                                         reason=self._mask(str(exc.reason or exc))) from None
         except psrp_exc.WinRMTransportError as exc:
             status = exc.code
             body = self._mask((exc.response_text or "").strip())[:300]
             if status in (502, 503, 504):
                 raise exceptions.TransportError(
                     host=self.host, reason="HTTP %s from %s: %s"
-                    % (status, o.endpoint, body or "no body")) from exc
+                    % (status, o.endpoint, body or "no body")) from None
             raise exceptions.RemoteFault(
                 host=self.host, code="HTTP %s" % status,
-                reason=body or "no WSMan fault in the answer") from exc
+                reason=body or "no WSMan fault in the answer") from None
         except (psrp_exc.InvalidPSRPOperation, psrp_exc.InvalidRunspacePoolStateError,
                 psrp_exc.InvalidPipelineStateError, psrp_exc.FragmentError,
                 psrp_exc.SerializationError) as exc:
             raise exceptions.RemoteFault(host=self.host, code="PSRP",
-                                         reason=self._mask(str(exc))) from exc
+                                         reason=self._mask(str(exc))) from None
         except requests.exceptions.SSLError as exc:
             text = self._mask(str(exc))
             if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-                raise exceptions.CertificateError(host=self.host, reason=text) from exc
-            raise exceptions.TransportError(host=self.host, reason="TLS: " + text) from exc
+                raise exceptions.CertificateError(host=self.host, reason=text) from None
+            raise exceptions.TransportError(host=self.host, reason="TLS: " + text) from None
         except requests.exceptions.ConnectTimeout as exc:
             raise exceptions.TransportError(host=self.host, reason="connection timed out: %s"
-                                            % self._mask(str(exc))) from exc
+                                            % self._mask(str(exc))) from None
         except requests.exceptions.ReadTimeout:
             raise exceptions.ExecutorTimeout(host=self.host, timeout=timeout,
                                              elapsed=self._clock() - start) from None
         except requests.exceptions.RequestException as exc:
             raise exceptions.TransportError(host=self.host,
-                                            reason=self._mask(str(exc))) from exc
+                                            reason=self._mask(str(exc))) from None
         except psrp_exc.WinRMError as exc:
             raise exceptions.RemoteFault(host=self.host, code="WinRM",
-                                         reason=self._mask(str(exc))) from exc
+                                         reason=self._mask(str(exc))) from None
         except Exception as exc:
             if _is_spnego_error(exc):
                 raise exceptions.AuthenticationError(host=self.host, auth=o.auth,
                                                      username=o.username or "(none)",
-                                                     reason=self._mask(str(exc))) from exc
+                                                     reason=self._mask(str(exc))) from None
             raise
 
     def __repr__(self) -> str:

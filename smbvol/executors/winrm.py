@@ -107,7 +107,11 @@ class WinRMExecutor(Executor):
     @classmethod
     def from_conf(cls, conf, host: Optional[str] = None, password: Optional[Secret] = None,
                   sleep: Optional[Callable[[float], None]] = None) -> "WinRMExecutor":
-        """From ``[smbvol]``, retrying transient failures with the connection policy."""
+        """From ``[smbvol]``, retrying failures to reach the host with the connection policy.
+
+        Only :func:`smbvol.exceptions.is_connection_failure` errors are retried here;
+        a timeout is left to the operation's own policy (no multiplied retries).
+        """
         options = RemoteOptions.from_conf(conf, host=host, password=password)
         retry = connection_policy(conf, sleep=sleep, what="WinRM call to %s" % options.host)
         return cls(options, retry=retry)
@@ -227,44 +231,44 @@ class WinRMExecutor(Executor):
             else:
                 code = exc.fault_subcode or exc.fault_code or "HTTP %s" % exc.code
             raise exceptions.RemoteFault(host=self.host, code=code, reason=detail,
-                                         http_status=exc.code) from exc
+                                         http_status=exc.code) from None
         except winrm_exc.WinRMTransportError as exc:
             status = exc.code
             body = " ".join(self._mask(exc.response_text or "").split())[:_EXCERPT]
             if status in _UNAVAILABLE:
                 raise exceptions.TransportError(
                     host=self.host, reason="HTTP %s from %s: the WinRM service (or a proxy) "
-                    "is unavailable" % (status, o.endpoint)) from exc
+                    "is unavailable" % (status, o.endpoint)) from None
             raise exceptions.RemoteFault(
                 host=self.host, code="HTTP %s" % status, http_status=status,
                 reason="unexpected answer from %s without a WSMan fault%s"
-                % (o.endpoint, (": " + body) if body else "")) from exc
+                % (o.endpoint, (": " + body) if body else "")) from None
         except winrm_exc.WinRMError as exc:
-            raise exceptions.ExecutorError(host=self.host, reason=reason(exc)) from exc
+            raise exceptions.ExecutorError(host=self.host, reason=reason(exc)) from None
         except requests.exceptions.SSLError as exc:
             text = reason(exc)
             if _is_certificate_failure(text):
-                raise exceptions.CertificateError(host=self.host, reason=text) from exc
+                raise exceptions.CertificateError(host=self.host, reason=text) from None
             raise exceptions.TransportError(host=self.host, reason="TLS failure: " + text
-                                            ) from exc
-        except requests.exceptions.ConnectTimeout as exc:
+                                            ) from None
+        except requests.exceptions.ConnectTimeout:
             raise exceptions.TransportError(
                 host=self.host, reason="no connection to %s within %s s"
-                % (o.endpoint, o.read_timeout)) from exc
+                % (o.endpoint, o.read_timeout)) from None
         except requests.exceptions.ReadTimeout:
             raise exceptions.ExecutorTimeout(host=self.host, elapsed=self._clock() - start,
                                              timeout=o.read_timeout) from None
         except (requests.exceptions.ConnectionError, OSError) as exc:
             raise exceptions.TransportError(
                 host=self.host, reason=self._mask("%s (%s)" % (
-                    describe_connection_error(exc), o.endpoint))) from exc
+                    describe_connection_error(exc), o.endpoint))) from None
         except requests.exceptions.RequestException as exc:
-            raise exceptions.TransportError(host=self.host, reason=reason(exc)) from exc
+            raise exceptions.TransportError(host=self.host, reason=reason(exc)) from None
         except (ET.ParseError, StopIteration) as exc:
             raise exceptions.RemoteFault(
                 host=self.host, code="invalid-response",
                 reason="the answer of %s is not the expected WSMan message (%s)"
-                % (o.endpoint, type(exc).__name__)) from exc
+                % (o.endpoint, type(exc).__name__)) from None
 
     def __repr__(self) -> str:
         o = self.options

@@ -26,6 +26,7 @@ from smbvol.testing.state import (
     SCSI_LOCATIONS,
     VM,
     Disk,
+    is_checkpoint_path,
     share_root_of,
 )
 
@@ -70,14 +71,21 @@ class HyperVMixin:
 
     def attach_disk(self, vm_name: str, path: Optional[str], controller_type: str = "SCSI",
                     number: int = 0, location: int = 0, *, maximum_iops: int = 0,
-                    minimum_iops: int = 0, disk_number: Optional[int] = None) -> Disk:
-        """Give a VM a disk that is already attached (no mount, no checks beyond the slot)."""
+                    minimum_iops: int = 0, disk_number: Optional[int] = None,
+                    image: Optional[str] = None) -> Disk:
+        """Give a VM a disk that is already attached (no mount, no checks beyond the slot).
+
+        A checkpoint: ``path`` is the differencing disk (``.avhdx``) and ``image`` the image
+        behind it (None: its parent chain cannot be read)."""
+        if image is not None and not is_checkpoint_path(path):
+            raise ValueError("image %r is only for a checkpoint's differencing disk "
+                             "(.avhd/.avhdx), not for %r" % (image, path))
         with self._mutex:
             vm = self._vm_or_raise(vm_name)
             ctype = controller_type.upper()
             self._check_slot(vm, ctype, number, location)
             disk = Disk(ctype, int(number), int(location), path, int(maximum_iops),
-                        int(minimum_iops), disk_number)
+                        int(minimum_iops), disk_number, image)
             self._vms[vm.name.lower()] = dataclasses.replace(vm, disks=vm.disks + (disk,))
             return disk
 
@@ -188,11 +196,39 @@ class HyperVMixin:
             raise self._fail("no_free_slot", "all %d SCSI controllers (%d locations each) of VM "
                              "%s are full" % (MAX_SCSI_CONTROLLERS, SCSI_LOCATIONS, vm.name),
                              data)
+        if vm.running and not vm.scsi_controllers:
+            raise self._fail("no_free_slot", "VM %s (Generation %d) has no SCSI controller, and "
+                             "one can only be added while the VM is off (it is %s); stop the VM "
+                             "to attach the disk" % (vm.name, vm.generation, state),
+                             dict(data, state=state))
         if vm.running:
             raise self._fail("no_free_slot", "every SCSI controller of VM %s is full and no "
                              "controller can be added while it is %s" % (vm.name, state),
                              dict(data, state=state))
         return ("SCSI", vm.scsi_controllers, 0, True)
+
+    @staticmethod
+    def _image_disks(vm: VM, wanted: Iterable[str]) -> Tuple[List[Disk], List[Disk]]:
+        """Find-SmbvolImageDrives: (the VM's disks that are one of the ``wanted`` image paths
+        (lower case), directly or through a checkpoint's differencing disk; its differencing
+        disks whose chain cannot be read, which may be the image)."""
+        wanted = set(wanted)
+        found, unreadable = [], []
+        for disk in vm.disks_in_order():
+            if disk.chain_unreadable:
+                unreadable.append(disk)
+            elif disk.image_path and disk.image_path.replace("/", "\\").lower() in wanted:
+                found.append(disk)
+        return found, unreadable
+
+    def _checkpoint_unreadable(self, vm: VM, disk: Disk, image: Optional[str],
+                               data: Dict[str, Any]) -> Any:
+        """The invalid_state failure for a differencing disk whose chain cannot be read."""
+        return self._fail("invalid_state", "VM %s has a checkpoint whose differencing disk %s "
+                          "may stand for %s, but its parent chain cannot be read (cannot read "
+                          "the differencing disk %s); fix or remove the checkpoint, then retry"
+                          % (vm.name, disk.path, image, disk.path),
+                          dict(data, vm_name=vm.name, checkpoint=disk.path))
 
     def _set_disk(self, vm_key: str, old: Disk, new: Optional[Disk],
                   controllers_delta: int = 0) -> None:
@@ -298,7 +334,7 @@ class HyperVMixin:
                                  d.get("controller_number", 0), d.get("controller_location", 0),
                                  maximum_iops=d.get("maximum_iops", 0),
                                  minimum_iops=d.get("minimum_iops", 0),
-                                 disk_number=d.get("disk_number"))
+                                 disk_number=d.get("disk_number"), image=d.get("image"))
             fill = spec.get("fill_scsi")
             if fill:
                 fill = fill if isinstance(fill, dict) else {}

@@ -135,8 +135,10 @@ class IscsiHostMixin:
     ISCSI_STAGES: Mapping[str, Tuple[str, ...]] = MappingProxyType({
         "iscsi_connect": ("portal", "login", "disk"),
         "iscsi_attach": ("portal", "login", "disk", "offline", "attach"),
-        "iscsi_detach": ("remove",),
-        "iscsi_disconnect": ("logout",),
+        # disk_lookup: where the lookup of a session's disks fails (not "no disk"): the
+        # operation ends with unexpected before it changes anything, as the templates do.
+        "iscsi_detach": ("disk_lookup", "remove"),
+        "iscsi_disconnect": ("disk_lookup", "logout"),
         "iscsi_connector": (),
         # list_attachments: where the iSCSI target lookup of passthrough disks fails (the
         # listing goes on with null target fields and a warning, as the template does).
@@ -537,8 +539,33 @@ class IscsiHostMixin:
                     out.append((vm, disk))
         return out
 
-    def _lun_disks(self, paths: Sequence[_Path]) -> List[int]:
+    def _look_up_session_disks(self, call: Any, sessions: Sequence[Session]) -> None:
+        """Get-SmbvolIscsiDisks' lookup of the sessions' disks.  A failure injected at stage
+        ``disk_lookup`` is that lookup failing for the first session (anything but the
+        cmdlet's "no match"): ``unexpected`` naming its target, before anything changed."""
+        if not sessions:
+            return
+        try:
+            call.stage("disk_lookup")
+        except Failure as failure:
+            first = sessions[0]
+            raise self._fail("unexpected", "could not look up the disks of iSCSI session %s of "
+                             "target %s on host %s: %s (a failed lookup is not taken for \"no "
+                             "disk\"; check Get-Disk -iSCSISession and the Storage service, then "
+                             "retry)" % (first.id, first.target_iqn, self.host_name,
+                                         failure.message),
+                             {"target_iqn": first.target_iqn, "session_id": first.id,
+                              "cause": failure.message}) from failure
+
+    def _is_iscsi_disk(self, number: int) -> bool:
+        """Get-SmbvolDiskBus: in the double a disk number in some target's LUN table is an
+        iSCSI disk; any other is a local (non-iSCSI) disk of the host."""
+        return any(disk == number for t in self._targets.values() for _, disk in t.luns)
+
+    def _lun_disks(self, call: Any, paths: Sequence[_Path]) -> List[int]:
         """Find-SmbvolLunDisks through the current sessions (no login)."""
+        self._look_up_session_disks(
+            call, [s for path in paths for s in self._sessions_of(path.iqn)])
         numbers: List[int] = []
         for path in paths:
             if not self._sessions_of(path.iqn):
@@ -615,7 +642,7 @@ class IscsiHostMixin:
         paths = self._iscsi_paths(p)
         vm = self._find_vm(p.get("VMName"))
         self._check_locks([vm.lock_key], p.get("LockTimeoutSeconds"))
-        numbers = self._lun_disks(paths) if self.iscsi_service_running else []
+        numbers = self._lun_disks(call, paths) if self.iscsi_service_running else []
         nothing = {"vm_name": vm.name, "vm_id": vm.id, "disk_number": None, "disk_path": None,
                    "target_iqn": paths[0].iqn, "target_lun": paths[0].lun, "removed": False,
                    "controller_type": None, "controller_number": None,
@@ -641,7 +668,11 @@ class IscsiHostMixin:
                 **first.slot_fields(), "changed": True}
 
     def op_iscsi_disconnect(self, call: Any, p: Dict[str, Any]) -> Dict[str, Any]:
-        """Log out of the target(s) unless a LUN of them is attached to a VM (disk_in_use)."""
+        """Log out of the target(s) unless a LUN of them is attached to a VM (disk_in_use).
+
+        Every session of the host has its disks looked up first (a failure → ``unexpected``,
+        nothing logged out); a VM's passthrough disk that is an iSCSI disk no session reaches
+        may be this target's → ``disk_in_use`` (``reason: unmatched_passthrough_disk``)."""
         self._iscsi_init()
         paths = self._iscsi_paths(p)
         iqns: List[str] = []
@@ -654,6 +685,8 @@ class IscsiHostMixin:
         if not sessions:
             return {"target_iqns": iqns, "sessions_removed": 0, "logged_out": False,
                     "changed": False}
+        self._look_up_session_disks(call, self._sessions)
+        placed = self.host_disks()
         disks: Dict[int, int] = {}
         for iqn in iqns:
             target = self._targets.get(iqn.lower())
@@ -677,6 +710,25 @@ class IscsiHostMixin:
                                 ", ".join(vms)),
                              {"target_iqns": iqns, "vms": vms, "luns": luns,
                               "disk_numbers": held})
+        unmatched: List[Tuple[Any, Any]] = [
+            (vm, disk) for vm in self._vms_in_order() for disk in vm.disks
+            if disk.disk_number is not None and disk.disk_number not in placed
+            and self._is_iscsi_disk(disk.disk_number)]
+        if unmatched:
+            names: List[str] = []
+            for vm, _ in unmatched:
+                if vm.name not in names:
+                    names.append(vm.name)
+            numbers = [disk.disk_number for _, disk in unmatched]
+            raise self._fail("disk_in_use", "target %s stays logged in on host %s: passthrough "
+                             "disk %s of VM %s is an iSCSI disk (or one the host does not list) "
+                             "that no iSCSI session of this host could be matched to, so it may "
+                             "be a LUN of this target; check it with Get-Disk -Number and "
+                             "Get-IscsiSession, and detach it first if it is"
+                             % (", ".join(iqns), self.host_name, ", ".join(map(str, numbers)),
+                                ", ".join(names)),
+                             {"target_iqns": iqns, "vms": names, "luns": [],
+                              "disk_numbers": numbers, "reason": "unmatched_passthrough_disk"})
         removed = 0
         for session in sessions:
             call.stage("logout")

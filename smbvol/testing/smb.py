@@ -7,9 +7,11 @@ smbvol created them).  It does what the templates' SMB helpers do: split and che
 SharePath (Split-SmbvolSharePath), tell whether a UNC host part is this host
 (Test-SmbvolLocalHost: names, loopback and own addresses, ``ipv6-literal.net`` names), mount
 a share (Mount-SmbvolShare: local folder, reuse, recreate or create a mapping, verify the
-image) with the Windows error codes the real cmdlets report, and answer ``mount_share`` and
-``unmount_share``.  It is mixed into :class:`~smbvol.testing.hostdouble.HostDouble`, which
-provides ``_mutex``, ``_fail``, ``_check_locks``, ``_shares`` and ``_mappings``.
+image; a stale mapping is recreated only with credentials and no VM disk under the share, and
+keeps its ownership) with the Windows error codes the real cmdlets report, and answer
+``mount_share`` and ``unmount_share``.  It is mixed into
+:class:`~smbvol.testing.hostdouble.HostDouble`, which provides ``_mutex``, ``_fail``,
+``_check_locks``, ``_shares`` and ``_mappings``.
 """
 
 from __future__ import annotations
@@ -285,8 +287,11 @@ class SmbMixin:
         return ERROR_BAD_NET_NAME if share is None and known_server else ERROR_BAD_NETPATH
 
     def _create_mapping(self, call: Call, loc: Location, share: Optional[Share],
-                        credential: Credential) -> str:
-        """New-SmbvolMapping: a global mapping, else a user one (warning); returns its kind."""
+                        credential: Credential, *, owned: bool = True,
+                        recreated: bool = False) -> str:
+        """New-SmbvolMapping: a global mapping, else a user one (warning); returns its kind.
+        ``owned``: recorded as smbvol's; ``recreated``: it replaces a stale mapping, so a
+        failing call keeps it (Undo-SmbvolMount removes only mappings the host did not have)."""
         context = "creating the SMB mapping of %s for %s" % (loc.root, credential.username)
         data = {"share": loc.root, "user": credential.username}
         kind = "global" if self.global_mapping_supported else "user"
@@ -308,9 +313,10 @@ class SmbMixin:
                                   ERROR_SESSION_CREDENTIAL_CONFLICT, data, loc.root)
         if not share.accepts(credential):
             raise self._win32("access_denied", context, ERROR_LOGON_FAILURE, data, loc.root)
-        mapping = Mapping(loc.root, kind, "OK", credential, owned=True)
+        mapping = Mapping(loc.root, kind, "OK", credential, owned=owned)
         self._mappings.append(mapping)
-        call.undo(lambda: self._undo_mount(call, loc.root, mapping))
+        if not recreated:
+            call.undo(lambda: self._undo_mount(call, loc.root, mapping))
         return kind
 
     def _undo_mount(self, call: Call, root: str, mapping: Mapping) -> None:
@@ -341,19 +347,30 @@ class SmbMixin:
             return _Mount(loc.unc_dir, disk_path, unc_disk, True, folder, False, "local", False)
         share = self._shares.get(loc.root.lower())
         kind = "none"
-        created = changed = False
+        created = changed = recreated = False
+        owned = True
         existing = self._first_mapping(loc.root)
         if existing is not None and existing.status != "OK":
-            call.warn("removed the %s %s mapping of %s to recreate it"
-                      % (existing.status, existing.kind, loc.root))
-            self._remove_mapping(existing)
-            changed = True
-            existing = None
+            stale = "%s %s mapping of %s" % (existing.status, existing.kind, loc.root)
+            users = self._users_of([loc.root]) if credential is not None else []
+            if credential is None:
+                call.warn("kept the %s: no credentials were given to recreate it (Windows "
+                          "reconnects it on use when the share can be reached)" % stale)
+            elif users:
+                call.warn("kept the %s, not recreated: VM %s has disks under the share"
+                          % (stale, ", ".join(users)))
+            else:
+                owned = existing.owned
+                call.warn("removed the %s to recreate it" % stale)
+                self._remove_mapping(existing)
+                changed = recreated = True
+                existing = None
         if existing is not None:
             kind = existing.kind
         elif credential is not None:
             call.stage("mapping")
-            kind = self._create_mapping(call, loc, share, credential)
+            kind = self._create_mapping(call, loc, share, credential, owned=owned,
+                                        recreated=recreated)
             created = changed = True
         if disk_name:
             call.stage("verify")
@@ -364,6 +381,10 @@ class SmbMixin:
                 raise self._win32("share_unreachable", context,
                                   self._unreachable_code(loc, share), data, loc.root)
             if kind == "none" and not share.accepts(None):
+                raise self._win32("access_denied", context, ERROR_ACCESS_DENIED, data, loc.root)
+            if (existing is not None and existing.status != "OK"
+                    and not share.accepts(existing.credential)):
+                # A stale mapping kept: Windows reconnects it with its own credentials.
                 raise self._win32("access_denied", context, ERROR_ACCESS_DENIED, data, loc.root)
             if not share.has_file(relative):
                 raise self._image_not_found(loc, loc.unc_dir, disk_name, unc_disk)
@@ -379,9 +400,10 @@ class SmbMixin:
     # Operations
     # ------------------------------------------------------------------
     def op_mount_share(self, call: Call, p: Dict[str, Any]) -> Dict[str, Any]:
-        """Local folder for a share on this host; else reuse a healthy mapping, recreate a
-        stale one, create one when credentials are given (global, else user + warning);
-        verify the image when DiskName is given."""
+        """Local folder for a share on this host; else reuse a healthy mapping, create one
+        when credentials are given (global, else user + warning), recreate a stale one only
+        when credentials are given and no VM disk lies under the share (keeping its
+        ownership), else keep it with a warning; verify the image when DiskName is given."""
         loc = self._split_share_path(p.get("SharePath"))
         disk_name = p.get("DiskName") or ""
         if disk_name:

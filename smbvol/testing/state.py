@@ -34,7 +34,12 @@ DEFAULT_SECRETS: TMapping[str, str] = MappingProxyType({
 
 @dataclasses.dataclass(frozen=True)
 class Disk:
-    """One hard disk drive of a VM (``path`` is the image, or None for a passthrough disk)."""
+    """One hard disk drive of a VM (``path`` is the image, or None for a passthrough disk).
+
+    A VM with a checkpoint has a differencing disk (``path`` ending in ``.avhd``/``.avhdx``,
+    as Get-VMHardDiskDrive reports it) in front of the image: ``image`` is then the image at
+    the end of its parent chain (Get-VHD ParentPath), or None when that chain cannot be read.
+    """
 
     controller_type: str
     controller_number: int
@@ -43,6 +48,22 @@ class Disk:
     maximum_iops: int = 0
     minimum_iops: int = 0
     disk_number: Optional[int] = None
+    image: Optional[str] = None
+
+    @property
+    def is_checkpoint(self) -> bool:
+        """Test-SmbvolCheckpointDisk: ``path`` is a checkpoint's differencing disk."""
+        return is_checkpoint_path(self.path)
+
+    @property
+    def chain_unreadable(self) -> bool:
+        """A differencing disk whose parent chain cannot be read (Resolve-SmbvolImagePath)."""
+        return self.is_checkpoint and self.image is None
+
+    @property
+    def image_path(self) -> Optional[str]:
+        """Resolve-SmbvolImagePath: the image this disk stands for (None: unreadable chain)."""
+        return self.image if self.is_checkpoint else self.path
 
     @property
     def slot(self) -> Tuple[str, int, int]:
@@ -123,6 +144,11 @@ class Mapping:
     @property
     def server(self) -> str:
         return self.remote_path[2:].split("\\")[0]
+
+
+def is_checkpoint_path(path: Optional[str]) -> bool:
+    """Whether ``path`` is a checkpoint's differencing disk (``.avhd`` / ``.avhdx``)."""
+    return bool(path) and path.lower().endswith((".avhd", ".avhdx"))
 
 
 def split_unc(path: Any) -> Optional[Tuple[str, str, Tuple[str, ...]]]:

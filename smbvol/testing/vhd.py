@@ -5,7 +5,9 @@ Mount-SmbvolShare (:class:`~smbvol.testing.smb.SmbMixin`) then Add-SmbvolAttachm
 (:class:`~smbvol.testing.hyperv.HyperVMixin`) — attach by path (idempotent, case-insensitive),
 refuse an image another VM holds, take the first free slot, apply QoS — and roll back the
 mapping, the disk and the QoS a failed call created.  Detaching removes the VM's disks of the
-image and leaves the mapping.
+image and leaves the mapping.  A VM with a checkpoint holds the image through a differencing
+disk (``Disk.image``): attach and detach compare the image behind it, and one whose chain cannot
+be read is ``invalid_state`` rather than "not attached".
 """
 
 from __future__ import annotations
@@ -45,14 +47,13 @@ class VhdMixin:
 
         def result(disk: Disk, changed: bool) -> Dict[str, Any]:
             return {
-                "vm_name": vm.name, "vm_id": vm.id, **disk.slot_fields(), "disk_path": disk.path,
-                "changed": changed or mount.changed, "mapping_created": mount.mapping_created,
-                "mapping_kind": mount.mapping_kind,
+                "vm_name": vm.name, "vm_id": vm.id, **disk.slot_fields(),
+                "disk_path": disk.image_path, "changed": changed or mount.changed,
+                "mapping_created": mount.mapping_created, "mapping_kind": mount.mapping_kind,
             }
 
-        for disk in vm.disks_in_order():
-            if not (disk.path and disk.path.replace("/", "\\").lower() in wanted):
-                continue
+        found, unreadable = self._image_disks(vm, wanted)
+        for disk in found:
             new_qos = (qos[0] or disk.maximum_iops, qos[1] or disk.minimum_iops)
             changed = new_qos != (disk.maximum_iops, disk.minimum_iops)
             if changed:
@@ -60,9 +61,23 @@ class VhdMixin:
                 disk = self._replace_disk(call, key, disk, dataclasses.replace(
                     disk, maximum_iops=new_qos[0], minimum_iops=new_qos[1]))
             return result(disk, changed)
-        holders = [v.name for v in self._vms_in_order()
-                   if v.id != vm.id and any(d.path and d.path.lower() in wanted
-                                            for d in v.disks)]
+        for disk in unreadable:
+            raise self._checkpoint_unreadable(vm, disk, mount.disk_path, {
+                "share": mount.share_path, "disk": disk_name})
+        folders = {p.rsplit("\\", 1)[0] for p in wanted}
+        holders = []
+        for other in self._vms_in_order():
+            if other.id == vm.id:
+                continue
+            for d in other.disks_in_order():
+                if d.chain_unreadable:
+                    if d.path.replace("/", "\\").lower().rsplit("\\", 1)[0] in folders:
+                        call.warn("could not tell whether the checkpoint disk %s of VM %s "
+                                  "stands for %s: cannot read the differencing disk %s"
+                                  % (d.path, other.name, mount.disk_path, d.path))
+                elif d.image_path and d.image_path.replace("/", "\\").lower() in wanted:
+                    holders.append(other.name)
+                    break
         if holders:
             raise self._fail("disk_in_use", "image %s is already attached to VM %s; detach it "
                              "there before attaching it to %s"
@@ -138,7 +153,9 @@ class VhdMixin:
 
     def op_detach_vhd(self, call: Call, p: Dict[str, Any]) -> Dict[str, Any]:
         """Remove the VM's disks whose path is the image (UNC, or local for a share on this
-        host), compared case-insensitively; none → changed=false.  The mapping stays."""
+        host), compared case-insensitively, also behind a checkpoint's differencing disk; none
+        → changed=false, unless a differencing disk's chain cannot be read (invalid_state).
+        The mapping stays."""
         loc = self._split_share_path(p.get("SharePath"))
         disk_name = self._check_disk_name(p.get("DiskName"))
         paths = [loc.unc_dir + "\\" + disk_name]
@@ -148,8 +165,10 @@ class VhdMixin:
         wanted = {x.lower() for x in paths}
         vm = self._find_vm(p.get("VMName"))
         self._check_locks([vm.lock_key], p.get("LockTimeoutSeconds"))
-        found = [d for d in vm.disks_in_order()
-                 if d.path and d.path.replace("/", "\\").lower() in wanted]
+        found, unreadable = self._image_disks(vm, wanted)
+        if not found and unreadable:
+            raise self._checkpoint_unreadable(vm, unreadable[0], paths[0],
+                                              {"disk_path": paths[0]})
         if not found:
             return {"vm_name": vm.name, "vm_id": vm.id, "disk_path": paths[0], "removed": False,
                     "controller_type": None, "controller_number": None,
@@ -158,6 +177,10 @@ class VhdMixin:
         for disk in found:
             call.stage("remove")
             self._set_disk(vm.name.lower(), disk, None)
+            if disk.is_checkpoint:
+                call.warn("VM %s has a checkpoint: removed its differencing disk %s of the "
+                          "image %s; the checkpoint still refers to the image"
+                          % (vm.name, disk.path, disk.image_path))
         first = found[0]
-        return {"vm_name": vm.name, "vm_id": vm.id, "disk_path": first.path, "removed": True,
-                **first.slot_fields(), "changed": True}
+        return {"vm_name": vm.name, "vm_id": vm.id, "disk_path": first.image_path,
+                "removed": True, **first.slot_fields(), "changed": True}
