@@ -11,6 +11,7 @@ from smbvol import exceptions
 from smbvol.cli import errors, fanout, grammar, output, settings, volumes
 from smbvol.quoting import ps_quote
 from smbvol.secret import Credential, Secret
+from tests.markers import needs_grammar
 
 
 class Options:
@@ -204,6 +205,7 @@ def test_fanout_keeps_order_and_isolates_failures():
 
 # -- grammar ----------------------------------------------------------------------------
 
+@needs_grammar
 def test_grammar_accepts_quoted_hostile_values():
     for value in ("it's", "\u2018\u2019\u201a\u201b", "$(x); `n", '"'):
         grammar.check("$x = %s\n" % ps_quote(value))
@@ -215,6 +217,7 @@ def test_grammar_accepts_quoted_hostile_values():
     "$x = \u2018a\u2018\n",
     "& { $x = 1\n",
 ])
+@needs_grammar
 def test_grammar_rejects(text):
     with pytest.raises(errors.ScriptSyntaxError):
         grammar.check(text)

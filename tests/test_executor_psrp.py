@@ -428,7 +428,9 @@ def test_pool_reused_across_three_calls(server, executor):
     assert executor.pools_opened == 1
     server.reset_counts()
     executor.run(echo_script(), {"SharePath": "warm"})
-    assert [r.action for r in server.requests] == ["Command", "Receive", "Signal"]
+    # pypsrp >= 0.9 signals the finished pipeline; older releases (Python 3.9) do not.
+    actions = [r.action for r in server.requests]
+    assert actions[:2] == ["Command", "Receive"] and actions[2:] in ([], ["Signal"])
 
 
 def test_pool_reopened_once_when_the_host_forgot_it(server, executor):

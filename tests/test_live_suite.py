@@ -5,8 +5,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests import contract_runner, test_contract
 from tests.integration import lab, test_live_contract
+from tests.markers import needs_grammar
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 
@@ -43,9 +46,8 @@ def test_missing_variables_are_named():
     assert "pw-unique-1" not in repr(settings)
 
 
+@needs_grammar
 def test_lab_scripts_pass_the_offline_verification():
-    import pytest
-
     from tests import pscheck
 
     for name in sorted(lab.LAB_OPERATIONS):

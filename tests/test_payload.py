@@ -5,6 +5,7 @@ import json
 
 from smbvol.executors import base
 from smbvol.secret import Credential, Secret
+from tests.markers import needs_grammar
 
 PW = "Sh4re-P@ss-unique"
 
@@ -68,6 +69,7 @@ def test_describe_parameters_masks_secrets():
     assert described == {"c": "svc/***", "s": "***", "l": ["x/***"], "v": "vm"}
 
 
+@needs_grammar
 def test_bootstrap_passes_the_offline_verification():
     from tests import pscheck
 

@@ -25,6 +25,11 @@ from smbvol.secret import MASK, Secret
 LOG = logging.getLogger(__name__)
 
 
+
+def _column_key(name: str) -> str:
+    """A column name as ``-c`` matches it (cliff's rule: case, spaces and underscores)."""
+    return name.lower().strip().replace(" ", "_")
+
 class HostCommand(lister.Lister):
     """Base: run on every host, one row per host; exit code from the outcomes."""
 
@@ -50,8 +55,8 @@ class HostCommand(lister.Lister):
         requested = getattr(args, "columns", None) or []
         if not requested or not self.strict_columns:
             return
-        known = {self._normalize_column_name(c) for c in self.known_columns()}
-        unknown = [c for c in requested if self._normalize_column_name(c) not in known]
+        known = {_column_key(c) for c in self.known_columns()}
+        unknown = [c for c in requested if _column_key(c) not in known]
         if unknown:
             raise UsageError(reason="unknown column(s) %s for -c; known: %s"
                                     % (", ".join(unknown), ", ".join(self.known_columns())))
