@@ -48,3 +48,23 @@ def test_plain_install_renders_every_template(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert int(run.stdout.split()[-1]) >= len(
         [f for f in source if not f.startswith("_")])
+
+
+def test_sdist_installs_and_renders_every_template(tmp_path):
+    dist = tmp_path / "dist"
+    sdist = subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(dist)],
+                           cwd=ROOT, capture_output=True, text=True)
+    assert sdist.returncode == 0, sdist.stderr[-3000:]
+    (archive,) = list(dist.iterdir())
+    target = tmp_path / "site"
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--no-compile", "--target", str(target), str(archive)],
+        capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-3000:]
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(target))
+    run = subprocess.run([sys.executable, "-c", PROBE, str(target)], cwd=str(workdir),
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
