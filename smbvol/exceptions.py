@@ -262,8 +262,15 @@ _NEVER_TRANSIENT = (CertificateError,)
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether running the same operation again may succeed (the operation retry policy)."""
+    """Whether running the same operation again may succeed (the operation retry policy).
+
+    A failure to reach the host that an executor's connection policy has already
+    retried (``connection_retries_exhausted``) is not retried again, so the two
+    retry layers never multiply.
+    """
     if isinstance(exc, _NEVER_TRANSIENT):
+        return False
+    if getattr(exc, "connection_retries_exhausted", False):
         return False
     return isinstance(exc, _TRANSIENT)
 

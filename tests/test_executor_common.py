@@ -160,6 +160,30 @@ def test_connection_policy_leaves_timeouts_to_the_attach_policy():
     assert len(ex.calls) == 1 + 5 and sleeps == [2, 2, 2, 2]
 
 
+def test_unreachable_host_is_retried_by_one_layer_only():
+    """A host that cannot be reached: the executor's connection policy retries it, and the
+    attach policy does not retry it again ((connection retries + 1) tries, not multiplied)."""
+    conf = opts.new_conf(smbvol_connection_retry_count=3, smbvol_connection_retry_interval=1,
+                         hyperv_volume_attach_retry_count=4,
+                         hyperv_volume_attach_retry_interval=2)
+    sleeps = []
+
+    def handler(s, p):
+        raise exceptions.TransportError(host="hv1", reason="connection refused")
+
+    ex = FakeExecutor(handler, host="hv1")
+    ex.retry = retry.connection_policy(conf, sleep=sleeps.append)
+    with pytest.raises(exceptions.TransportError) as ei:
+        retry.attach_policy(conf, sleep=sleeps.append)(ex.run, script(), mount_params())
+    assert len(ex.calls) == 4 and sleeps == [1, 1, 1]
+    assert not exceptions.is_transient(ei.value)
+    # Without a connection policy in the executor, the attach policy retries it itself.
+    bare = FakeExecutor(handler, host="hv1")
+    with pytest.raises(exceptions.TransportError):
+        retry.attach_policy(conf, sleep=sleeps.append)(bare.run, script(), mount_params())
+    assert len(bare.calls) == 5
+
+
 def test_connection_policy_retries_only_before_the_host_was_reached():
     conf = opts.new_conf(smbvol_connection_retry_count=3, smbvol_connection_retry_interval=1)
     for exc in (exceptions.CertificateError(host="hv1", reason="self-signed"),

@@ -35,8 +35,9 @@ def test_iter_secrets_and_mask():
     assert mask("pw=%s; again %s" % (PW, PW), found) == "pw=***; again ***"
 
 
-@pytest.mark.parametrize("q", list(SINGLE_QUOTES))
+@pytest.mark.parametrize("q", ["'", "\u2018", "\u2019", "\u201a", "\u201b"])
 def test_every_single_quote_character_is_doubled(q):
+    assert q in SINGLE_QUOTES
     assert ps_quote("a%sb" % q) == "'a%s%sb'" % (q, q)
 
 

@@ -38,8 +38,8 @@ Main job, no host needed: print the script an operator runs on the host
 
 EPILOG = errors.EXIT_CODES_HELP + """
 passwords are never command-line values: the remoting password comes from
-$SMBVOL_PASSWORD, --password-file or a prompt (when stdin is a terminal); the
-share password from $SMBVOL_SHARE_PASSWORD, --share-password-file or a prompt.
+--password-file, else $SMBVOL_PASSWORD, else a prompt (when stdin is a terminal);
+the share password from --share-password-file, else $SMBVOL_SHARE_PASSWORD, else a prompt.
 """
 
 #: Options that would carry a password on the command line: refused outright,

@@ -102,7 +102,7 @@ def add_volume_arguments(parser: argparse.ArgumentParser, *, image: bool = True,
     group.add_argument(
         "--share-username", metavar="USER",
         help="user for the share (DOMAIN\\user or user@domain); its password is read from "
-             "$SMBVOL_SHARE_PASSWORD, --share-password-file, or prompted for")
+             "--share-password-file, else $SMBVOL_SHARE_PASSWORD, else prompted for")
     group.add_argument(
         "--share-password-file", metavar="FILE",
         help="file whose first line is the share password")

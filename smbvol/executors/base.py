@@ -98,7 +98,17 @@ class Executor(abc.ABC):
                     err.__context__ = None
                 raise
 
-        raw = self.retry(attempt) if self.retry is not None else attempt()
+        if self.retry is None:
+            raw = attempt()
+        else:
+            try:
+                raw = self.retry(attempt)
+            except exceptions.SmbvolError as err:
+                if exceptions.is_connection_failure(err):
+                    # This executor already retried it: the operation policy must not
+                    # multiply the attempts (see smbvol.exceptions.is_transient).
+                    err.connection_retries_exhausted = True
+                raise
         LOG.debug("%s on %s answered in %.2f s (exit %s)", script.name, self.host,
                   time.monotonic() - start, raw.exit_code)
         stderr = raw.stderr
