@@ -127,6 +127,10 @@ class Script:
                 continue
             value = parameters[p.name]
             _check_type(self.name, p, value)
+            if p.name == "LockTimeoutSeconds" and value < 0:
+                raise exceptions.InvalidInput(
+                    field=p.name, value=value,
+                    reason="the seconds to wait for the host lock must be 0 or more")
             out[p.name] = value
         return out
 

@@ -41,6 +41,10 @@ def attach(host, vm="vm2", image="img0.vhdx", **extra):
 # --------------------------------------------------------------------------
 
 def test_64_threads_attaching_to_one_vm_get_64_distinct_slots():
+    """The double's default (serialised) mode: its host lock, standing for the templates'
+    named mutex, keeps concurrent callers that take no lock of their own on distinct slots.
+    This proves the double, not smbvol's locks (see test_volumeops'
+    test_64_threads_attach_64_volumes_to_one_vm, which runs with ``serialize=False``)."""
     host = make_host(images=64)
     host.set_running("vm2", True)  # hot-add: no controller may be added
     barrier = threading.Barrier(64)
@@ -65,6 +69,7 @@ def test_64_threads_attaching_to_one_vm_get_64_distinct_slots():
 
 
 def test_concurrent_attach_detach_and_reads_keep_the_state_consistent():
+    """Default mode: attach, detach and to_dict from 16 threads never see half a change."""
     host = make_host(images=16)
 
     def worker(i):
@@ -81,6 +86,43 @@ def test_concurrent_attach_detach_and_reads_keep_the_state_consistent():
     assert sorted(d.path for d in disks) == sorted(
         SHARE + "\\img%d.vhdx" % i for i in range(16))
     assert len({d.slot for d in disks}) == 16
+
+
+def test_unserialized_host_lets_two_unlocked_attaches_take_the_same_slot():
+    """``serialize=False``: the host lock is let go between slot choice and disk add, where
+    ``race_window`` runs; two callers without a lock of their own both pick slot 0 and the
+    second disk replaces the first — the failure a client's VM lock has to prevent."""
+    window = threading.Barrier(2, timeout=10)
+    host = make_host(images=2, serialize=False, race_window=window.wait)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda i: attach(host, image="img%d.vhdx" % i), range(2)))
+    assert [r["controller_location"] for r in results] == [0, 0]
+    assert len(host.disks_of("vm2")) == 1
+
+
+def test_unserialized_host_with_a_client_lock_gives_distinct_slots():
+    """``serialize=False`` with the callers serialising per VM themselves: distinct slots,
+    each disk kept; race_window ran once per attach."""
+    windows = []
+    host = make_host(images=16, serialize=False, race_window=lambda: windows.append(1))
+    client_lock = threading.Lock()
+
+    def one(i):
+        with client_lock:
+            return attach(host, image="img%d.vhdx" % i)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(one, range(16)))
+    assert sorted(r["controller_location"] for r in results) == list(range(16))
+    assert len({d.slot for d in host.disks_of("vm2")}) == 16
+    assert len(windows) == 16
+
+
+def test_race_window_needs_serialize_false():
+    with pytest.raises(ValueError, match="serialize=False"):
+        HostDouble("hv01", race_window=lambda: None)
+    assert HostDouble("hv01").serialize
 
 
 # --------------------------------------------------------------------------
@@ -390,3 +432,62 @@ def test_a_mixin_adds_operations_and_stages_without_touching_the_double():
     with pytest.raises(exceptions.UnexpectedHostError):
         host.executor().run(scripts.render("host_info"))
     assert host.executor().run(scripts.render("host_info")).result["host_name"] == "hv01"
+
+
+# --------------------------------------------------------------------------
+# Lock wait, VM state, share users
+# --------------------------------------------------------------------------
+
+def test_a_negative_lock_wait_is_invalid_parameters_in_the_double_and_in_python():
+    host = make_host()
+    doc = host.handler(scripts.render("unmount_share"),
+                       {"SharePath": SHARE, "LockTimeoutSeconds": -1})
+    assert doc["ok"] is False
+    assert doc["error"]["kind"] == "invalid_parameters"
+    assert doc["error"]["data"] == {"field": "LockTimeoutSeconds"}
+    doc = host.handler(scripts.render("unmount_share"),
+                       {"SharePath": SHARE, "LockTimeoutSeconds": 0})
+    assert doc["ok"] is True
+    with pytest.raises(exceptions.InvalidInput) as caught:
+        run(host, "detach_vhd", VMName="vm2", SharePath=SHARE, DiskName="img0.vhdx",
+            LockTimeoutSeconds=-5)
+    assert caught.value.field == "LockTimeoutSeconds"
+
+
+@pytest.mark.parametrize("state", ["Saved", "Paused"])
+def test_attach_and_detach_refuse_a_vm_that_is_neither_off_nor_running(state):
+    host = make_host()
+    attach(host)
+    host.set_state("vm2", state)
+    assert host.vm("vm2").power_state == state and not host.vm("vm2").running
+    mappings = host.mappings
+    with pytest.raises(exceptions.InvalidState) as caught:
+        attach(host, image="img1.vhdx")
+    assert "vm2" in str(caught.value) and state in str(caught.value)
+    with pytest.raises(exceptions.InvalidState):
+        run(host, "detach_vhd", VMName="vm2", SharePath=SHARE, DiskName="img0.vhdx")
+    assert [d.path for d in host.disks_of("vm2")] == [SHARE + "\\img0.vhdx"]
+    assert host.mappings == mappings
+    # nothing to remove: no obstacle
+    result = run(host, "detach_vhd", VMName="vm2", SharePath=SHARE, DiskName="img3.vhdx").result
+    assert result["changed"] is False
+    host.set_state("vm2", "Running")
+    assert attach(host, image="img1.vhdx")["changed"] is True
+    with pytest.raises(ValueError):
+        host.set_state("vm2", "Hibernated")
+
+
+def test_unmount_sees_dvd_images_checkpoint_images_and_vm_folders_on_the_share():
+    host = make_host()
+    run(host, "mount_share", SharePath=SHARE, ShareCredential=CRED)
+    host.add_vm("vm3", generation=1, dvd_drives=[("IDE", 1, 0, SHARE + "\\iso\\x.iso")])
+    host.add_vm("vm4", configuration_location=SHARE.upper() + "\\")
+    host.add_vm("vm5", scsi_controllers=1)
+    host.attach_disk("vm5", "D:\\vm5\\c.avhdx", image=SHARE + "\\img2.vhdx")
+    with pytest.raises(exceptions.DiskInUse) as caught:
+        run(host, "unmount_share", SharePath=SHARE)
+    assert caught.value.data["vms"] == ["vm3", "vm4", "vm5"]
+    state = host.to_dict()
+    assert state["vms"]["vm3"]["dvd_drives"][0]["path"] == SHARE + "\\iso\\x.iso"
+    assert state["vms"]["vm4"]["configuration_location"] == SHARE.upper() + "\\"
+    assert HostDouble.from_dict(state).to_dict() == state

@@ -15,6 +15,7 @@ from smbvol.drivers.iscsi import IscsiConnection, IscsiDisconnection, ISCSIVolum
 from smbvol.secret import Credential, Secret
 from smbvol.testing import HostDouble
 from tests import contract_runner as cr
+from tests import pscheck
 
 IQN = "iqn.2010-10.org.openstack:volume-7"
 PORTAL = "10.0.0.50:3260"
@@ -443,3 +444,210 @@ def test_cli_volume_list_shows_the_passthrough_disk_and_its_target(host, tmp_pat
     header = out.splitlines()[0]
     for column in ("disk_number", "target_iqn", "target_lun", "target_portal"):
         assert column in header
+
+
+# -- error classification, host-side use, addresses (template structure) -----------------
+
+#: The modules of CDXML commands: they do not honour the script's $ErrorActionPreference
+#: (PowerShell issue #4568), so each call needs its own -ErrorAction Stop.
+CDXML_MODULES = ("iscsi", "storage", "nettcpip")
+
+
+def _function(src, name):
+    for node in src.nodes("function_statement"):
+        fname = next(c for c in node.named_children if c.type == "function_name")
+        if src.node_text(fname).lower() == name.lower():
+            return node
+    raise AssertionError("no function %s" % name)
+
+
+def _walk(node):
+    """``node`` and every named node under it, in text order."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(reversed(n.named_children))
+
+
+def _command_names(src, node):
+    return [pscheck._command_parts(src, n)[0] or "" for n in _walk(node) if n.type == "command"]
+
+
+def _ancestor(node, kind):
+    node = node.parent
+    while node is not None and node.type != kind:
+        node = node.parent
+    return node
+
+
+def _try_block(try_statement):
+    return next(c for c in try_statement.named_children if c.type == "statement_block")
+
+
+def _classified_in_catch(src, node):
+    """True when ``node`` sits in the try block of a try statement whose catch clause hands the
+    caught record to Stop-SmbvolIscsiError."""
+    try_statement = _ancestor(node, "try_statement")
+    while try_statement is not None:
+        block = _try_block(try_statement)
+        if block.start_byte <= node.start_byte and node.end_byte <= block.end_byte:
+            catches = next(c for c in try_statement.named_children if c.type == "catch_clauses")
+            if "Stop-SmbvolIscsiError" in _command_names(src, catches):
+                return True
+        try_statement = _ancestor(try_statement, "try_statement")
+    return False
+
+
+@pytest.mark.parametrize("name", ["iscsi_connect", "iscsi_attach"])
+def test_each_path_failure_is_classified_before_it_is_kept(name):
+    """Connect-SmbvolIscsi rethrows the first path's failure: each kept failure must be the
+    error record Stop-SmbvolIscsiError threw (an unreachable portal is target_unreachable,
+    which the retry policy treats as transient), never the raw record of the iSCSI cmdlet."""
+    src = pscheck._source(scripts.render(name).text)
+    connect = _function(src, "Connect-SmbvolIscsi")
+    adds = [n for n in _walk(connect) if n.type == "invokation_expression"
+            and src.node_text(n).replace(" ", "").startswith("$failures.Add(")]
+    assert adds, "Connect-SmbvolIscsi keeps no per-path failure"
+    for add in adds:
+        catch = _ancestor(add, "catch_clause")
+        assert catch is not None, src.node_text(add)
+        try_statement = _ancestor(catch, "try_statement")
+        classify = [n for n in _walk(_try_block(try_statement)) if n.type == "command"
+                    and pscheck._command_parts(src, n)[0] == "Stop-SmbvolIscsiError"]
+        assert classify, "a per-path failure is kept without Stop-SmbvolIscsiError"
+        args = pscheck._arguments(src, pscheck._command_parts(src, classify[0])[1])
+        assert "errorrecord" in [a for a, _ in args]
+    assert "throw $failures[0]" in src.node_text(connect)
+
+
+@pytest.mark.parametrize("function", ["Add-SmbvolIscsiPortal", "Invoke-SmbvolIscsiLogin"])
+def test_portal_and_login_failures_are_classified(function):
+    """Every initiator call of the portal and login steps (the target_unreachable,
+    lun_not_found and chap_auth_failed paths) is in a try whose catch classifies the error."""
+    src = pscheck._source(scripts.render("iscsi_connect").text)
+    body = _function(src, function)
+    calls = [n for n in _walk(body) if (n.type == "command" and (
+        pscheck._command_parts(src, n)[0] or "").lower().startswith("iscsi\\")
+        and "Remove-IscsiTargetPortal" not in src.node_text(n))
+        or (n.type == "invokation_expression" and ".InvokeMethod(" in src.node_text(n))]
+    assert calls, function
+    for call in calls:
+        assert _classified_in_catch(src, call), src.node_text(call)[:80]
+
+
+def test_a_portal_added_before_a_failed_discovery_is_removed_again():
+    src = pscheck._source(scripts.render("iscsi_connect").text)
+    body = _function(src, "Add-SmbvolIscsiPortal")
+    (try_statement,) = [n for n in _walk(body) if n.type == "try_statement"]
+    catches = next(c for c in try_statement.named_children if c.type == "catch_clauses")
+    names = _command_names(src, catches)
+    assert names.index("Remove-SmbvolIscsiPortal") < names.index("Stop-SmbvolIscsiError")
+
+
+@pytest.mark.parametrize("name", cr.ISCSI_OPERATIONS + ("host_info",))
+def test_every_cdxml_call_stops_on_error(name):
+    """iSCSI, Storage and NetTCPIP commands are CDXML: without -ErrorAction Stop a failure is
+    a non-terminating error and the script goes on with an empty answer."""
+    index = pscheck.load_index()
+    src = pscheck._source(scripts.render(name).text)
+    checked = 0
+    for node in src.nodes("command"):
+        command, elements = pscheck._command_parts(src, node)
+        info = index.cmdlets.get((command or "").rpartition("\\")[2].lower())
+        if info is None or info.module.lower() not in CDXML_MODULES:
+            continue
+        checked += 1
+        actions = [values for pname, values in pscheck._arguments(src, elements)
+                   if pname in ("erroraction", "ea")]
+        assert actions == [["Stop"]], (name, src.node_text(node)[:100])
+    assert checked
+
+
+@pytest.mark.parametrize("name", ["host_info", "iscsi_connector"])
+def test_addresses_are_classified_by_their_text(name):
+    src = pscheck._source(scripts.render(name).text)
+    assert "AddressFamily" not in pscheck._code_only(src)  # comments and strings masked
+    loop = re.search(r"foreach \(\$address in @\(NetTCPIP\\Get-NetIPAddress [^)]*\)\) \{\n"
+                     r"(.*?)\n    \}\n", src.text, re.S)
+    assert loop and "if (-not $text.Contains(':')) {\n            $ipv4.Add($text)" in loop.group(1)
+
+
+def test_disconnect_checks_the_disks_online_on_the_host_before_any_logout():
+    text = scripts.render("iscsi_disconnect").text
+    src = pscheck._source(text)
+    disks = src.node_text(_function(src, "Get-SmbvolIscsiDisks"))
+    assert "offline = [bool]$disk.IsOffline" in disks
+    assert "clustered = [bool]$disk.IsClustered" in disks
+    body = src.node_text(_function(src, "Invoke-SmbvolOperation"))
+    online = body.index("reason = 'online_on_host'")
+    assert online < body.index("Disconnect-SmbvolIscsiSession")
+    assert re.search(r"if \(\[bool\]\$disk\.offline -and -not \[bool\]\$disk\.clustered\)",
+                     body)
+
+
+def test_disconnect_refused_while_a_disk_of_the_target_is_online_on_the_host(ops, host):
+    ops.connect_volume(info(1))
+    host.set_disk_online(5)
+    disc = ops.disconnect_volume(info(1))
+    assert (disc.logged_out, disc.changed, disc.in_use_by, disc.luns_in_use) == (
+        False, False, (), (1,))
+    assert len(host.sessions) == 1
+    with pytest.raises(exceptions.DiskInUse) as err:
+        host.executor().run(scripts.render("iscsi_disconnect"),
+                            {"TargetPortals": [PORTAL], "TargetIqns": [IQN], "TargetLuns": [1]})
+    assert err.value.data["reason"] == "online_on_host"
+    assert err.value.data["disk_numbers"] == [5] and "disk 5" in str(err.value)
+    host.set_disk_online(5, False)
+    assert ops.disconnect_volume(info(1)).logged_out is True
+    assert host.sessions == ()
+
+
+def test_attach_takes_an_online_disk_offline_and_gives_it_back_on_failure(ops, host):
+    host.set_disk_online(5)
+    host.fail_next("iscsi_attach", "unexpected", stage="attach")
+    with pytest.raises(exceptions.UnexpectedHostError):
+        ops.attach_volume(info(1), VM)
+    assert host.online_disks == frozenset({5}) and host.offline_disks == frozenset()
+    assert host.sessions == () and host.disks_of(VM) == ()
+    ops.attach_volume(info(1), VM)
+    assert 5 in host.offline_disks and host.online_disks == frozenset()
+    assert ops.disconnect_volume(info(1)).in_use_by == (VM,)
+
+
+def test_known_portal_that_no_longer_answers_is_target_unreachable(ops, host):
+    host.add_portal(PORTAL)
+    host.add_target(IQN, [PORTAL, PORTAL2], {1: 5}, reachable=False)
+    with pytest.raises(exceptions.VolumeOperationFailed) as failed:
+        ops.attach_volume(info(chap=False), VM)
+    err = failed.value.__cause__
+    assert isinstance(err, exceptions.TargetUnreachable) and exceptions.is_transient(err)
+    assert PORTAL in str(err) and err.data["status_code"] == "0xEFFF0003"
+    assert host.portals == (PORTAL,) and host.sessions == () and host.disks_of(VM) == ()
+
+
+# -- attach_volumes: one by one (no many-volume script), with rollback --------------------
+
+def test_attach_volumes_one_by_one_detaches_what_it_attached_when_a_later_one_fails(ops, host):
+    ops.attach_volume(info(2), VM)  # a disk of the VM the call is not about: it stays
+    with pytest.raises(exceptions.LunNotFound) as err:
+        ops.attach_volumes([info(1), info(3)], VM)  # LUN 3 does not exist on the target
+    assert not exceptions.is_transient(err.value)
+    assert "vol-3" in str(err.value) and VM in str(err.value) and "LUN 3" in str(err.value)
+    assert [d.disk_number for d in host.disks_of(VM)] == [6]  # LUN 1's disk 5 detached again
+    detaches = [c for c in host.calls if c.operation == "iscsi_detach"]
+    assert [(c.parameters["VMName"], c.parameters["TargetLuns"]) for c in detaches] == [
+        (VM, [1])]
+    assert len(host.sessions) == 1  # the target's session stays: LUN 2 is still attached
+
+
+def test_attach_volumes_one_by_one_keeps_a_volume_attached_before_the_call(ops, host):
+    before = ops.attach_volume(info(1), VM)
+    with pytest.raises(exceptions.LunNotFound) as err:
+        ops.attach_volumes([info(1), info(3)], VM)
+    assert "vol-3" in str(err.value) and VM in str(err.value)
+    disks = host.disks_of(VM)
+    assert [d.disk_number for d in disks] == [5]
+    assert (disks[0].controller_number, disks[0].controller_location) == (
+        before.controller_number, before.controller_location)
+    assert "iscsi_detach" not in [c.operation for c in host.calls]

@@ -9,6 +9,7 @@ on a scheduled task's command line).
 
 from __future__ import annotations
 
+import base64
 import functools
 import itertools
 import json
@@ -50,7 +51,7 @@ VOID_COMMANDS = {
     "remove-smbvolmappingobject", "remove-smbvolmappingrecord", "set-smbvolmappingrecord",
     "initialize-smbvolnetapi", "add-type", "start-sleep", "set-strictmode",
     "write-smbvolenvelope", "write-output", "set-smbvoldiskqos", "write-smbvoljobfile",
-    "assert-smbvolprivatedirectory",
+    "assert-smbvolprivatedirectory", "assert-smbvolvmstatefordisks",
 }
 #: .NET methods that may stand alone as a statement (they return void).
 VOID_METHODS = {
@@ -270,7 +271,15 @@ def test_stop_smbvol_kinds_are_the_catalog_kinds(name, opts):
     tree = tree_of(name, opts)
     kinds = set(scripts.OPERATIONS[name].error_kinds)
     used = set()
+    # host_busy and invalid_parameters (a negative wait) of the envelope's lock helper count
+    # only when the body takes a lock
+    locks = any(cmd.lower() == "enter-smbvollock"
+                for cmd, _ in tree.commands(operation_body(tree)))
+    lock_helper = tree.functions()["enter-smbvollock"]
     for cmd, node in tree.commands():
+        inside_helper = lock_helper.start_byte <= node.start_byte < lock_helper.end_byte
+        if inside_helper and not locks:
+            continue
         if cmd.lower() == "stop-smbvol":
             arg = tree.arg(node, "Kind")
             assert arg is not None, tree.t(node)[:80]
@@ -279,11 +288,8 @@ def test_stop_smbvol_kinds_are_the_catalog_kinds(name, opts):
             else:
                 # a computed kind must have been filtered through $SmbvolErrorKinds
                 assert arg == "$kind", tree.t(node)[:120]
-    # host_busy comes from the envelope's lock helper: it counts when the body takes a lock
-    locks = any(cmd.lower() == "enter-smbvollock"
-                for cmd, _ in tree.commands(operation_body(tree)))
-    if not locks:
-        used.discard("host_busy")
+    if locks:
+        assert {"host_busy", "invalid_parameters"} <= used
     assert used <= kinds, sorted(used - kinds)
     assert used, "no Stop-Smbvol at all"
 
@@ -405,7 +411,7 @@ def _lock_protected(tree, body, target):
 
 LOCKED_CALLS = [
     ("mount_share", "Mount-SmbvolShare", {"share"}),
-    ("unmount_share", "Get-SmbvolShareUsers", {"share"}),
+    ("unmount_share", "Get-SmbvolShareHolders", {"share"}),
     ("unmount_share", "Remove-SmbvolMappingObject", {"share"}),
     ("attach_vhd", "Mount-SmbvolShare", {"vm", "share"}),
     ("attach_vhd", "Add-SmbvolAttachment", {"vm", "share"}),
@@ -568,3 +574,134 @@ def test_unmount_removes_only_owned_mappings_unless_forced():
     remove = body.index("Remove-SmbvolMappingObject -Mapping $mapping")
     assert refuse < in_use < remove
     assert "Stop-Smbvol -Kind 'disk_in_use'" in body[in_use:remove]
+
+
+# --------------------------------------------------------------------------
+# SmbShare error handling, the scheduled-task runner, VM state, share users
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,opts", RENDERS, ids=RENDER_IDS)
+def test_every_smbshare_call_stops_on_error(name, opts):
+    # SmbShare cmdlets are CDXML functions: they do not see the script's
+    # $ErrorActionPreference (PowerShell issue #4568), so without -ErrorAction Stop a failure
+    # under a caller's 'Continue' (render_standalone) would be reported as success.
+    tree = tree_of(name, opts)
+    calls = [(cmd, node) for cmd, node in tree.commands() if cmd.lower().startswith("smbshare\\")]
+    for _cmd, node in calls:
+        assert tree.arg(node, "ErrorAction") == "Stop", tree.t(node)[:120]
+    if name != "list_attachments":
+        assert calls, name
+
+
+def _runner_command_text(tree):
+    """What the caller puts on the command line: the runner's body with every line trimmed and
+    blank lines and comment lines left out (as the template's -split/Trim/Where-Object does)."""
+    fn = tree.functions()["invoke-smbvolmappingtaskscript"]
+    body = [c for c in fn.named_children if c.type == "script_block"][0]
+    lines = [line.strip() for line in re.split(r"\r?\n", tree.t(body))]
+    return "\n".join(line for line in lines if line and not line.startswith("#"))
+
+
+def test_encoded_runner_is_stripped_and_stays_under_8000_characters():
+    tree = tree_of("mount_share", {"mapping_via_task": True})
+    fn = tree.t(tree.functions()["new-smbvolglobalmappingviatask"])
+    strip = ("$runner = (@($runner -split \"`r?`n\" | ForEach-Object { $_.Trim() } | "
+             "Where-Object { $_ -ne '' -and -not $_.StartsWith('#') }) -join \"`n\")")
+    assert strip in fn
+    assert fn.index(strip) < fn.index("$encodedRunner = ")
+    runner = tree.t(tree.functions()["invoke-smbvolmappingtaskscript"])
+    # stripping line by line is safe: no multi-line string, no comment after code
+    assert "@'" not in runner and '@"' not in runner and "<#" not in runner
+    for line in runner.splitlines()[1:]:
+        assert "#" not in line or line.strip().startswith("#"), line
+    encoded = base64.b64encode(_runner_command_text(tree).encode("utf-16-le"))
+    assert len(encoded) < 8000, len(encoded)
+
+
+def test_task_runner_runs_only_its_own_job_and_is_stopped_only_when_it_overran():
+    tree = tree_of("mount_share", {"mapping_via_task": True})
+    fns = tree.functions()
+    runner = tree.t(fns["invoke-smbvolmappingtaskscript"])
+    # the job id comes from the task's working directory, never from a listing of the folder
+    assert "GetFiles(" not in runner and "*.job" not in runner
+    assert "[System.Environment]::CurrentDirectory" in runner
+    assert runner.index("CurrentDirectory") < runner.index("ReadAllText")
+    fn = tree.t(fns["new-smbvolglobalmappingviatask"])
+    assert "$action.WorkingDirectory = $base" in fn
+    assert "Assert-SmbvolPrivateDirectory -Path $base" in fn
+    # after the result: a bounded wait for the runner to leave the Running state (4)
+    result_wait = fn.index("while (-not [System.IO.File]::Exists($resultPath))")
+    exit_wait = fn.index("while ([int]$task.State -eq 4 -and [System.DateTime]::UtcNow -lt "
+                         "$exitDeadline)")
+    finished = fn.index("$finished = [int]$task.State -ne 4")
+    assert result_wait < exit_wait < finished
+    # Stop only when it did not finish; the task is deleted after that
+    final = fn[fn.rindex("} finally {"):]
+    guard = final.index("if (-not $finished) {")
+    assert guard < final.index("$task.Stop(0)") < final.index("$folder.DeleteTask($taskName, 0)")
+    assert fn.count(".Stop(0)") == 1
+
+
+def test_lock_wait_is_checked_before_waiting():
+    tree = tree_of("unmount_share", {})
+    lock = tree.t(tree.functions()["enter-smbvollock"])
+    check = lock.index("if ($TimeoutSeconds -lt 0) {")
+    assert check < lock.index("Stop-Smbvol -Kind 'invalid_parameters'") < lock.index("WaitOne(")
+
+
+def test_every_template_with_a_lock_timeout_reports_invalid_parameters():
+    for op in scripts.OPERATIONS.values():
+        if any(p.name == "LockTimeoutSeconds" for p in op.params):
+            assert "invalid_parameters" in op.error_kinds, op.name
+
+
+@pytest.mark.parametrize("name", ["attach_vhd", "attach_vhds", "detach_vhd"])
+def test_vm_state_is_checked_before_any_change(name):
+    tree = tree_of(name, {})
+    body = tree.t(operation_body(tree))
+    check = body.index("Assert-SmbvolVMStateForDisks -VM $vm -Action")
+    assert body.index("$vm = Hyper-V\\Get-VM -Id $vm.Id") < check
+    if name == "detach_vhd":
+        assert check < body.index("Hyper-V\\Remove-VMHardDiskDrive")
+    else:
+        assert check < body.index("Mount-SmbvolShare")
+    helper = tree.t(tree.functions()["assert-smbvolvmstatefordisks"])
+    assert "@('Off', 'Running') -notcontains $state" in helper
+    assert "Stop-Smbvol -Kind 'invalid_state'" in helper
+
+
+@pytest.mark.parametrize("name", ["attach_vhd", "attach_vhds", "detach_vhd"])
+def test_windows_error_5023_is_invalid_state(name):
+    tree = tree_of(name, {})
+    hyperv_calls = 0
+    for cmd, node in tree.commands():
+        if cmd.lower() != "stop-smbvolfromerror":
+            continue
+        message = tree.arg(node, "Message") or ""
+        if "VM" in message or "QoS" in message:
+            hyperv_calls += 1
+            assert "'5023' = 'invalid_state'" in (tree.arg(node, "Extra") or ""), \
+                tree.t(node)[:160]
+    assert hyperv_calls >= 1
+
+
+def test_unmount_counts_every_way_a_vm_uses_the_share():
+    tree = tree_of("unmount_share", {})
+    holders = tree.t(tree.functions()["get-smbvolshareholders"])
+    for needle in ("Hyper-V\\Get-VMHardDiskDrive -VM $vm", "Resolve-SmbvolImagePath -Path $path",
+                   "Hyper-V\\Get-VMDvdDrive -VM $vm", "$vm.ConfigurationLocation",
+                   "$vm.SnapshotFileLocation", "$vm.SmartPagingFilePath",
+                   "Test-SmbvolPathAtOrUnder -Path $folder"):
+        assert needle in holders, needle
+    body = tree.t(operation_body(tree))
+    assert "$users = @(Get-SmbvolShareHolders -Prefixes $prefixes)" in body
+
+
+def test_vm_not_found_message_names_the_rights_needed():
+    for name in ("attach_vhd", "list_attachments"):
+        tree = tree_of(name, {})
+        message = tree.t(tree.functions()["get-smbvolvmnotfoundmessage"])
+        assert "Hyper-V Administrators" in message
+        for cmd, node in tree.commands():
+            if cmd.lower() == "stop-smbvol" and tree.arg(node, "Kind") == "'vm_not_found'":
+                assert tree.arg(node, "Message").startswith("(Get-SmbvolVMNotFoundMessage")

@@ -161,10 +161,14 @@ def test_a_controller_is_added_to_a_vm_that_is_off_until_four(ops, host):
         ops.attach_volume(ci("volume-2.vhdx"), "off")
 
 
-def test_64_threads_attach_64_volumes_to_one_vm(host, conf):
-    """Exercises smbvol's in-process locks (the VM and share locks of VolumeOps) plus the host
-    double's own host lock; not the templates' host-side named mutex, which only Windows
-    has."""
+def test_64_threads_attach_64_volumes_to_one_vm(conf):
+    """smbvol's own VM lock keeps the slots apart: the double runs without a host mutex
+    (``serialize=False``) and lets other threads run between choosing a free slot and adding
+    the disk there, so without the lock two attaches would take the same slot.  (The
+    templates' host-side named mutex, which only Windows has, is not exercised.)"""
+    host = HostDouble("hv01", serialize=False)
+    host.add_vm("instance-1")
+    host.add_share(SHARE, files=["volume-%d.vhdx" % i for i in range(1, 65)], credential=CRED)
     ops = smbvol.VolumeOps(host.executor(), conf, sleep=Sleeps())
     barrier = threading.Barrier(64)
     found, errors = [], []
@@ -186,6 +190,8 @@ def test_64_threads_attach_64_volumes_to_one_vm(host, conf):
     assert len(found) == 64 and len(slots) == 64
     assert slots == {("SCSI", 0, n) for n in range(64)}
     assert len({a.disk_path for a in found}) == 64
+    disks = host.disks_of("instance-1")  # none overwritten by another on the same slot
+    assert len(disks) == 64 and len({d.slot for d in disks}) == 64
     assert len(mapped(host)) == 1  # one mapping for the share, not 64
     assert sum(1 for a in found if a.mapping_created) == 1
 

@@ -34,8 +34,14 @@ its top-level state keys to :attr:`STATE_KEYS`, and overrides :meth:`_load_state
 The host mutex (:attr:`_mutex`), :meth:`_check_locks`, :meth:`_fail` and the per-call undo
 list (``call.undo``) are shared.
 
-Thread safety: every operation runs under one lock standing for the host-side mutex, so
-concurrent callers (64 threads attaching to one VM) get distinct slots.  :meth:`hold_lock`
+Thread safety: by default every operation runs under one lock standing for the templates'
+named host mutexes, so concurrent callers (64 threads attaching to one VM) get distinct slots
+whatever the client does.  ``HostDouble(..., serialize=False)`` models a host *without* that
+mutex: the host lock then only keeps each step atomic and is let go between choosing the free
+slot (Find-SmbvolFreeSlot) and adding the disk there (Add-VMHardDiskDrive), where
+``race_window()`` runs (default: ``time.sleep(0)``, letting other threads run) — so two
+unsynchronised attaches to one VM can take the same slot, and only the client's own locks
+(:mod:`smbvol.locks`) keep the slots apart.  :meth:`hold_lock`
 simulates another client holding one of the template's named mutexes: an operation that
 needs it fails at once with ``host_busy`` (the real template waits ``LockTimeoutSeconds``
 first; the double never sleeps).
@@ -47,8 +53,9 @@ import contextlib
 import dataclasses
 import logging
 import threading
+import time
 from types import MappingProxyType
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 from typing import Mapping as TMapping
 
 from smbvol import envelope
@@ -121,6 +128,30 @@ def _masked(parameters: TMapping[str, Any]) -> Dict[str, Any]:
     return {k: one(v) for k, v in parameters.items()}
 
 
+class _UnserializedCall(Call):
+    """A call on a host without the named mutex: the host lock is let go at :attr:`WINDOW`."""
+
+    #: The stage right after the free slot was chosen and before the disk is added there
+    #: (attach_vhd, attach_vhds, attach_iscsi).
+    WINDOW = "attach"
+
+    def __init__(self, operation: str, options: TMapping[str, Any],
+                 injected: Optional[Injected], mutex: Any,
+                 race_window: Callable[[], None]) -> None:
+        super().__init__(operation, options, injected)
+        self._mutex = mutex
+        self._race_window = race_window
+
+    def stage(self, name: Optional[str]) -> None:
+        if name == self.WINDOW:
+            self._mutex.release()
+            try:
+                self._race_window()
+            finally:
+                self._mutex.acquire()
+        super().stage(name)
+
+
 class HostDouble(VhdMixin, SmbMixin, HyperVMixin):
     """An in-memory Hyper-V host; :meth:`handler` answers scripts like the templates."""
 
@@ -141,13 +172,20 @@ class HostDouble(VhdMixin, SmbMixin, HyperVMixin):
     def __init__(self, host_name: str = "hv01", *, addresses: Sequence[str] = ("10.0.0.11",),
                  domain: str = "example.test", global_mapping_supported: bool = True,
                  remote_session: bool = False,
-                 secrets: Optional[TMapping[str, Any]] = None) -> None:
+                 secrets: Optional[TMapping[str, Any]] = None, serialize: bool = True,
+                 race_window: Optional[Callable[[], None]] = None) -> None:
+        """``serialize=False``: no host mutex around a whole operation; ``race_window`` (no
+        arguments) runs between slot choice and disk add (see the module docstring)."""
+        if race_window is not None and serialize:
+            raise ValueError("race_window only applies with serialize=False")
         self.host_name = host_name
         self.addresses = tuple(addresses)
         self.domain = domain
         self.global_mapping_supported = bool(global_mapping_supported)
         self.remote_session = bool(remote_session)
         self._mutex = threading.RLock()
+        self.serialize = bool(serialize)
+        self._race_window: Callable[[], None] = race_window or (lambda: time.sleep(0))
         self._vms: Dict[str, VM] = {}
         self._shares: Dict[str, Share] = {}
         self._mappings: List[Mapping] = []
@@ -255,7 +293,12 @@ class HostDouble(VhdMixin, SmbMixin, HyperVMixin):
                                   % (operation,))
         params = self._with_defaults(operation, parameters)
         with self._mutex:
-            call = Call(operation, options, self._pop_injected(operation))
+            injected = self._pop_injected(operation)
+            if self.serialize:
+                call = Call(operation, options, injected)
+            else:
+                call = _UnserializedCall(operation, options, injected, self._mutex,
+                                         self._race_window)
             try:
                 call.stage(None)
                 result = method(call, params)
@@ -305,7 +348,12 @@ class HostDouble(VhdMixin, SmbMixin, HyperVMixin):
         return Failure(kind, message, data, native_code)
 
     def _check_locks(self, keys: Iterable[str], timeout: Any) -> None:
-        """Enter-SmbvolLock for each key: host_busy when another client holds it."""
+        """Enter-SmbvolLock for each key: invalid_parameters for a negative wait, host_busy
+        when another client holds the lock."""
+        if isinstance(timeout, int) and timeout < 0:
+            raise self._fail("invalid_parameters", "LockTimeoutSeconds %d is negative: give the "
+                             "seconds to wait for the host lock (0 or more)" % timeout,
+                             {"field": "LockTimeoutSeconds"})
         for key in keys:
             if self._held.get(key.lower()):
                 raise self._fail("host_busy", "another client holds the host lock for %s for "

@@ -23,12 +23,17 @@ from smbvol.testing.state import (
     IDE_CONTROLLERS,
     IDE_LOCATIONS,
     MAX_SCSI_CONTROLLERS,
+    OTHER_VM_STATES,
     SCSI_LOCATIONS,
     VM,
     Disk,
     is_checkpoint_path,
     share_root_of,
 )
+
+#: The VM's folders in the state (``VM`` fields of the same name): Get-VM's
+#: ConfigurationLocation, SnapshotFileLocation and SmartPagingFilePath.
+VM_FOLDER_KEYS = ("configuration_location", "snapshot_file_location", "smart_paging_file_path")
 
 
 class HyperVMixin:
@@ -41,23 +46,46 @@ class HyperVMixin:
     # ------------------------------------------------------------------
     def add_vm(self, name: str, *, generation: int = 2, running: bool = False,
                vm_id: Optional[str] = None, scsi_controllers: int = 1,
-               dvd_drives: Optional[Iterable[Sequence[Any]]] = None) -> str:
-        """Add a VM; returns its id.  A Generation 1 VM gets a DVD drive at IDE 1:0."""
+               dvd_drives: Optional[Iterable[Sequence[Any]]] = None,
+               state: Optional[str] = None, configuration_location: Optional[str] = None,
+               snapshot_file_location: Optional[str] = None,
+               smart_paging_file_path: Optional[str] = None) -> str:
+        """Add a VM; returns its id.  A Generation 1 VM gets a DVD drive at IDE 1:0.
+
+        ``dvd_drives``: (type, number, location) or (type, number, location, image path).
+        ``state``: Off, Running, or one of :data:`~smbvol.testing.state.OTHER_VM_STATES`
+        (Saved, Paused), which overrides ``running``."""
+        if state in ("Off", "Running"):
+            running, state = state == "Running", None
+        elif state is not None:
+            if state not in OTHER_VM_STATES:
+                raise ValueError("state must be Off, Running or one of %s, not %r"
+                                 % (", ".join(OTHER_VM_STATES), state))
+            running = False
         if generation not in (1, 2):
             raise ValueError("generation must be 1 or 2, not %r" % (generation,))
         if not 0 <= scsi_controllers <= MAX_SCSI_CONTROLLERS:
             raise ValueError("scsi_controllers must be 0..%d" % MAX_SCSI_CONTROLLERS)
+        media = []
         if dvd_drives is None:
             dvd = (("IDE", 1, 0),) if generation == 1 else ()
         else:
-            dvd = tuple((str(t).upper(), int(n), int(loc)) for t, n, loc in dvd_drives)
+            dvd = []
+            for drive in dvd_drives:
+                slot = (str(drive[0]).upper(), int(drive[1]), int(drive[2]))
+                dvd.append(slot)
+                if len(drive) > 3 and drive[3]:
+                    media.append((slot, str(drive[3])))
         with self._mutex:
             if name.lower() in self._vms:
                 raise ValueError("a VM named %r exists already" % name)
             vm_id = vm_id or str(uuid.uuid5(uuid.NAMESPACE_URL,
                                             "smbvol-hostdouble:" + name.lower()))
             vm = VM(name=name, id=vm_id, generation=generation, running=bool(running),
-                    scsi_controllers=scsi_controllers)
+                    scsi_controllers=scsi_controllers, dvd_media=tuple(media), state=state,
+                    configuration_location=configuration_location,
+                    snapshot_file_location=snapshot_file_location,
+                    smart_paging_file_path=smart_paging_file_path)
             for slot in dvd:
                 self._check_slot(vm, *slot)
                 vm = dataclasses.replace(vm, dvd_drives=vm.dvd_drives + (slot,))
@@ -67,7 +95,19 @@ class HyperVMixin:
     def set_running(self, vm_name: str, running: bool) -> None:
         with self._mutex:
             vm = self._vm_or_raise(vm_name)
-            self._vms[vm.name.lower()] = dataclasses.replace(vm, running=bool(running))
+            self._vms[vm.name.lower()] = dataclasses.replace(vm, running=bool(running),
+                                                             state=None)
+
+    def set_state(self, vm_name: str, state: str) -> None:
+        """Off, Running, Saved or Paused."""
+        if state not in ("Off", "Running") + OTHER_VM_STATES:
+            raise ValueError("state must be Off, Running or one of %s, not %r"
+                             % (", ".join(OTHER_VM_STATES), state))
+        with self._mutex:
+            vm = self._vm_or_raise(vm_name)
+            other = None if state in ("Off", "Running") else state
+            self._vms[vm.name.lower()] = dataclasses.replace(
+                vm, running=state == "Running", state=other)
 
     def attach_disk(self, vm_name: str, path: Optional[str], controller_type: str = "SCSI",
                     number: int = 0, location: int = 0, *, maximum_iops: int = 0,
@@ -163,20 +203,33 @@ class HyperVMixin:
             raise self._fail("invalid_parameters", "VMName is empty", {"field": "VMName"})
         vm = self._vms.get(str(name).lower())
         if vm is None:
-            raise self._fail("vm_not_found", "no VM named %s on host %s"
-                             % (name, self.host_name), {"vm_name": name})
+            raise self._fail("vm_not_found", self._vm_not_found_message(name), {"vm_name": name})
         return vm
+
+    def _vm_not_found_message(self, name: Any) -> str:
+        """Get-SmbvolVMNotFoundMessage: Get-VM shows no VM to a non-administrator either."""
+        return ("no VM named %s on host %s (an account that is not a member of Administrators "
+                "or Hyper-V Administrators on the host sees no VM at all)"
+                % (name, self.host_name))
+
+    def _check_vm_state(self, vm: VM, action: str) -> None:
+        """Assert-SmbvolVMStateForDisks: disks change only while the VM is Off or Running."""
+        if vm.power_state not in ("Off", "Running"):
+            raise self._fail("invalid_state", "VM %s is %s: disks can only be %s while it is Off "
+                             "or Running; start it or turn it off, then retry"
+                             % (vm.name, vm.power_state, action),
+                             {"vm_name": vm.name, "state": vm.power_state})
 
     def _free_slot(self, vm: VM, bus: str) -> Tuple[str, int, int, bool]:
         """Find-SmbvolFreeSlot: (type, controller, location, add a controller?)."""
         used = vm.used_slots()
-        state = "Running" if vm.running else "Off"
+        state = vm.power_state
         if bus == "ide":
             if vm.generation != 1:
                 raise self._fail("invalid_state", "VM %s is Generation %d and has no IDE "
                                  "controller; attach on SCSI" % (vm.name, vm.generation),
                                  {"vm_name": vm.name, "generation": vm.generation})
-            if vm.running:
+            if not vm.is_off:
                 raise self._fail("invalid_state", "VM %s is %s: IDE disks can only be attached "
                                  "while it is off" % (vm.name, state),
                                  {"vm_name": vm.name, "state": state})
@@ -196,12 +249,12 @@ class HyperVMixin:
             raise self._fail("no_free_slot", "all %d SCSI controllers (%d locations each) of VM "
                              "%s are full" % (MAX_SCSI_CONTROLLERS, SCSI_LOCATIONS, vm.name),
                              data)
-        if vm.running and not vm.scsi_controllers:
+        if not vm.is_off and not vm.scsi_controllers:
             raise self._fail("no_free_slot", "VM %s (Generation %d) has no SCSI controller, and "
                              "one can only be added while the VM is off (it is %s); stop the VM "
                              "to attach the disk" % (vm.name, vm.generation, state),
                              dict(data, state=state))
-        if vm.running:
+        if not vm.is_off:
             raise self._fail("no_free_slot", "every SCSI controller of VM %s is full and no "
                              "controller can be added while it is %s" % (vm.name, state),
                              dict(data, state=state))
@@ -256,13 +309,13 @@ class HyperVMixin:
         """Refuse to remove an IDE disk of a running VM (Hyper-V only hot-removes SCSI);
         ``field`` is how the error names the disk: ``disk_path`` or ``disk_number``."""
         for disk in disks:
-            if disk.controller_type == "IDE" and vm.running:
+            if disk.controller_type == "IDE" and not vm.is_off:
                 what = disk.path if field == "disk_path" else disk.disk_number
                 raise self._fail("invalid_state", "disk %s is on IDE %d:%d of VM %s, which is "
-                                 "Running: IDE disks can only be removed while the VM is off"
+                                 "%s: IDE disks can only be removed while the VM is off"
                                  % (what, disk.controller_number, disk.controller_location,
-                                    vm.name),
-                                 {"vm_name": vm.name, "state": "Running", field: what})
+                                    vm.name, vm.power_state),
+                                 {"vm_name": vm.name, "state": vm.power_state, field: what})
 
     # ------------------------------------------------------------------
     # Operations
@@ -306,18 +359,28 @@ class HyperVMixin:
     # State (the "vms" key of to_dict)
     # ------------------------------------------------------------------
     def _dump_vms(self, state: Dict[str, Any]) -> None:
-        state["vms"] = {
-            vm.name: {
+        def dump(vm: VM) -> Dict[str, Any]:
+            media = dict(vm.dvd_media)
+            out = {
                 "id": vm.id, "generation": vm.generation, "running": vm.running,
                 "scsi_controllers": vm.scsi_controllers,
                 "dvd_drives": [{"controller_type": t, "controller_number": n,
-                                "controller_location": loc} for t, n, loc in vm.dvd_drives],
+                                "controller_location": loc, "path": media.get((t, n, loc))}
+                               for t, n, loc in vm.dvd_drives],
                 "disks": [dataclasses.asdict(d) for d in vm.disks_in_order()],
-            } for vm in self._vms_in_order()}
+            }
+            if vm.state is not None:
+                out["state"] = vm.state
+            for key in VM_FOLDER_KEYS:
+                if getattr(vm, key) is not None:
+                    out[key] = getattr(vm, key)
+            return out
+
+        state["vms"] = {vm.name: dump(vm) for vm in self._vms_in_order()}
 
     def _load_vms(self, state: TMapping[str, Any]) -> None:
         vm_keys = {"id", "generation", "running", "scsi_controllers", "dvd_drives", "disks",
-                   "fill_scsi"}
+                   "fill_scsi", "state"} | set(VM_FOLDER_KEYS)
         for name, spec in (state.get("vms") or {}).items():
             extra = set(spec) - vm_keys
             if extra:
@@ -328,7 +391,9 @@ class HyperVMixin:
                         scsi_controllers=spec.get("scsi_controllers", 1),
                         dvd_drives=None if dvd is None else [
                             (d["controller_type"], d["controller_number"],
-                             d["controller_location"]) for d in dvd])
+                             d["controller_location"], d.get("path")) for d in dvd],
+                        state=spec.get("state"),
+                        **{key: spec.get(key) for key in VM_FOLDER_KEYS})
             for d in spec.get("disks") or ():
                 self.attach_disk(name, d.get("path"), d.get("controller_type", "SCSI"),
                                  d.get("controller_number", 0), d.get("controller_location", 0),

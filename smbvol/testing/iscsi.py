@@ -19,7 +19,15 @@ What the double holds (the ``"iscsi"`` key of :meth:`~HostDouble.to_dict`)::
          "luns": {"1": 5}}},             # LUN → host disk number while logged in
      "sessions": [{"id": "...", "target_iqn": "...", "portal": "10.0.0.50:3260",
                    "persistent": true}],
-     "offline_disks": [5]}
+     "offline_disks": [5],             # taken offline by smbvol (iscsi_attach)
+     "online_disks": [7]}              # online or clustered on the host, in use by it
+
+A LUN's disk comes up offline when its target is logged in (the SAN policy OfflineShared,
+Windows Server's default for disks on a shared bus such as iSCSI); ``online_disks`` are the
+disks something on the host brought online (a mounted volume, a cluster disk or CSV, another
+tool): ``iscsi_disconnect`` refuses to log out from under them (``disk_in_use``,
+``reason: "online_on_host"``), and ``iscsi_attach`` takes such a disk offline (as
+``Set-Disk -IsOffline $true`` does) before giving it to the VM.
 
 A LUN's disk exists on the host while at least one session of its target does.  Passthrough
 disks are VM disks with ``path`` None and a ``disk_number``; ``list_attachments`` reports them
@@ -159,6 +167,7 @@ class IscsiHostMixin:
         self._targets: Dict[str, Target] = {}
         self._sessions: List[Session] = []
         self._offline: set = set()
+        self._online: set = set()
         self._session_counter = 0
         for ref, value in CHAP_SECRETS.items():
             self._secrets.setdefault(ref, Secret(value))
@@ -199,6 +208,16 @@ class IscsiHostMixin:
             self._sessions.append(session)
             return session
 
+    def set_disk_online(self, number: int, online: bool = True) -> None:
+        """Disk ``number`` online (or clustered) on the host, in use by the host itself."""
+        with self._mutex:
+            self._iscsi_init()
+            if online:
+                self._online.add(int(number))
+                self._offline.discard(int(number))
+            else:
+                self._online.discard(int(number))
+
     def set_iscsi(self, *, service_running: Optional[bool] = None, mpio: Optional[bool] = None,
                   initiator: Optional[str] = None) -> None:
         with self._mutex:
@@ -228,6 +247,12 @@ class IscsiHostMixin:
         with self._mutex:
             self._iscsi_init()
             return frozenset(self._offline)
+
+    @property
+    def online_disks(self) -> frozenset:
+        with self._mutex:
+            self._iscsi_init()
+            return frozenset(self._online)
 
     def host_disks(self) -> Dict[int, Tuple[str, int]]:
         """Disk number → (target IQN, LUN) of every iSCSI disk present on the host."""
@@ -293,6 +318,7 @@ class IscsiHostMixin:
                 for t in sorted(self._targets.values(), key=lambda t: t.iqn.lower())},
             "sessions": [dataclasses.asdict(s) for s in self._sessions],
             "offline_disks": sorted(self._offline),
+            "online_disks": sorted(self._online),
         }
 
     def _load_state(self, state: Mapping[str, Any]) -> None:
@@ -300,7 +326,7 @@ class IscsiHostMixin:
         self._iscsi_init()
         spec = dict(state.get("iscsi") or {})
         known = {"initiator", "service_running", "mpio", "portals", "targets", "sessions",
-                 "offline_disks"}
+                 "offline_disks", "online_disks"}
         if set(spec) - known:
             raise ValueError("unknown iscsi key(s) %s" % ", ".join(sorted(set(spec) - known)))
         self.set_iscsi(service_running=spec.get("service_running"), mpio=spec.get("mpio"),
@@ -319,6 +345,8 @@ class IscsiHostMixin:
                               portal_text(*_portal_key(s["portal"])), s.get("persistent", True))
             self._sessions.append(session)
         self._offline.update(int(n) for n in spec.get("offline_disks") or ())
+        for number in spec.get("online_disks") or ():
+            self.set_disk_online(int(number))
 
     # ------------------------------------------------------------------
     # Shared steps (what _iscsi.ps1.j2 does)
@@ -421,10 +449,16 @@ class IscsiHostMixin:
             call.undo(lambda text=path.portal: self._portals.remove(text)
                       if text in self._portals else None)
         target = self._targets.get(path.iqn.lower())
-        if target is None or not any(_portal_key(x) == key for x in target.portals) \
-                or not target.reachable:
+        offered = target is not None and any(_portal_key(x) == key for x in target.portals)
+        if not offered or not target.reachable:
             if added:
                 self._portals.remove(path.portal)
+            if not added and not self._offering(path.portal):
+                # A portal the initiator knew that no longer answers: the template's
+                # Update-IscsiTargetPortal fails with the initiator's connection error.
+                raise self._iscsi_stop(
+                    "target_unreachable", "refreshing target portal %s: Connection Failed."
+                    % path.portal, dict(data), ISDSC_CONNECTION_FAILED)
             raise self._iscsi_stop("lun_not_found", "portal %s does not offer target %s to "
                                    "host %s" % (path.portal, path.iqn, self.host_name),
                                    dict(data))
@@ -628,6 +662,9 @@ class IscsiHostMixin:
                               "target_lun": conn["target_lun"], "vms": names})
         ctype, cnum, loc, add_controller = self._free_slot(vm, bus)
         call.stage("offline")
+        if number in self._online:
+            self._online.discard(number)
+            call.undo(lambda: self._online.add(number))
         if number not in self._offline:
             self._offline.add(number)
             call.undo(lambda: self._offline.discard(number))
@@ -672,7 +709,9 @@ class IscsiHostMixin:
 
         Every session of the host has its disks looked up first (a failure → ``unexpected``,
         nothing logged out); a VM's passthrough disk that is an iSCSI disk no session reaches
-        may be this target's → ``disk_in_use`` (``reason: unmatched_passthrough_disk``)."""
+        may be this target's → ``disk_in_use`` (``reason: unmatched_passthrough_disk``); a
+        disk of the target online (or clustered) on the host → ``disk_in_use``
+        (``reason: online_on_host``)."""
         self._iscsi_init()
         paths = self._iscsi_paths(p)
         iqns: List[str] = []
@@ -710,6 +749,19 @@ class IscsiHostMixin:
                                 ", ".join(vms)),
                              {"target_iqns": iqns, "vms": vms, "luns": luns,
                               "disk_numbers": held})
+        online = sorted(number for number in disks
+                        if number in self._online and number in placed)
+        if online:
+            online_luns = sorted({disks[number] for number in online})
+            raise self._fail("disk_in_use", "target %s stays logged in on host %s: disk %s "
+                             "(LUN %s) of it is online or clustered on the host (a mounted "
+                             "volume, a cluster disk or another tool may use it) and logging "
+                             "out would cut it off; stop using it and take it offline "
+                             "(Set-Disk -Number <n> -IsOffline $true) first"
+                             % (", ".join(iqns), self.host_name, ", ".join(map(str, online)),
+                                ", ".join(map(str, online_luns))),
+                             {"target_iqns": iqns, "vms": [], "luns": online_luns,
+                              "disk_numbers": online, "reason": "online_on_host"})
         unmatched: List[Tuple[Any, Any]] = [
             (vm, disk) for vm in self._vms_in_order() for disk in vm.disks
             if disk.disk_number is not None and disk.disk_number not in placed

@@ -254,6 +254,39 @@ class SmbMixin:
                     d.path and d.path.replace("/", "\\").lower().startswith(folders)
                     for d in vm.disks)]
 
+    def _share_holders(self, call: Call, prefixes: Sequence[str]) -> List[str]:
+        """Get-SmbvolShareHolders (unmount_share): names of the VMs using the share, in Get-VM
+        order — a hard disk under one of ``prefixes``, a checkpoint's differencing disk whose
+        image is under one (an unreadable chain is a warning), a DVD drive's image under one,
+        or the VM's configuration, checkpoint or smart paging folder at or under one."""
+        roots = tuple(p.rstrip("\\").lower() for p in prefixes)
+        folders = tuple(r + "\\" for r in roots)
+
+        def under(path: Optional[str]) -> bool:
+            return bool(path) and path.replace("/", "\\").lower().startswith(folders)
+
+        def at_or_under(path: Optional[str]) -> bool:
+            text = (path or "").replace("/", "\\").rstrip("\\").lower()
+            return bool(text) and (text in roots or text.startswith(folders))
+
+        names = []
+        for vm in self._vms_in_order():
+            uses = any(at_or_under(f) for f in vm.folders())
+            for disk in vm.disks_in_order():
+                if under(disk.path):
+                    uses = True
+                elif disk.chain_unreadable:
+                    call.warn("could not tell whether the checkpoint disk %s of VM %s has its "
+                              "image on the share: cannot read the differencing disk %s"
+                              % (disk.path, vm.name, disk.path))
+                elif disk.is_checkpoint and under(disk.image_path):
+                    uses = True
+            if any(under(path) for _slot, path in vm.dvd_media):
+                uses = True
+            if uses:
+                names.append(vm.name)
+        return names
+
     def _first_mapping(self, root: str) -> Optional[Mapping]:
         """Get-SmbvolMapping: the global mapping of the root, else the user mapping."""
         found = [m for m in self._mappings if m.remote_path.lower() == root.lower()]
@@ -417,11 +450,12 @@ class SmbMixin:
         }
 
     def op_unmount_share(self, call: Call, p: Dict[str, Any]) -> Dict[str, Any]:
-        """Remove the root's mapping smbvol created (any with Force) unless a VM disk lies
-        under the share (disk_in_use); a foreign mapping is left with a warning."""
+        """Remove the root's mapping smbvol created (any with Force) unless a VM uses the share
+        (disk_in_use): a disk or a checkpoint's image under it, a DVD image under it, or a VM
+        folder on it; a foreign mapping is left with a warning."""
         loc = self._split_share_path(p.get("SharePath"))
         self._check_locks([loc.lock_key], p.get("LockTimeoutSeconds"))
-        users = self._users_of(self._share_prefixes(loc))
+        users = self._share_holders(call, self._share_prefixes(loc))
         mapping = None if loc.local else self._first_mapping(loc.root)
         if mapping is None:
             return {"share_path": loc.unc_dir, "removed": False,

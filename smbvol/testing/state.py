@@ -22,6 +22,8 @@ IDE_CONTROLLERS = 2
 IDE_LOCATIONS = 2
 MAPPING_KINDS = ("global", "user")
 MAPPING_STATUSES = ("OK", "Disconnected", "Unavailable")
+#: VM states besides Off and Running (``VM.state``): Hyper-V changes no disk in them.
+OTHER_VM_STATES = ("Saved", "Paused")
 
 #: Test passwords for the ``password_ref`` names the contract vectors use.  The double
 #: resolves a reference with these unless :meth:`HostDouble.from_dict` is given others.
@@ -88,6 +90,28 @@ class VM:
     disks: Tuple[Disk, ...] = ()
     #: Slots taken by DVD drives (New-VM gives a Generation 1 VM one at IDE 1:0).
     dvd_drives: Tuple[Tuple[str, int, int], ...] = ()
+    #: The image (ISO) in a DVD drive: (slot, path) pairs; a drive not listed is empty.
+    dvd_media: Tuple[Tuple[Tuple[str, int, int], str], ...] = ()
+    #: A state other than Off/Running (one of OTHER_VM_STATES; ``running`` is then False).
+    state: Optional[str] = None
+    #: ConfigurationLocation, SnapshotFileLocation, SmartPagingFilePath (None: a local default).
+    configuration_location: Optional[str] = None
+    snapshot_file_location: Optional[str] = None
+    smart_paging_file_path: Optional[str] = None
+
+    @property
+    def power_state(self) -> str:
+        """Get-VM's State: Off, Running, or the other state."""
+        return self.state or ("Running" if self.running else "Off")
+
+    @property
+    def is_off(self) -> bool:
+        return self.power_state == "Off"
+
+    def folders(self) -> Tuple[str, ...]:
+        """The VM's folders that are set (configuration, checkpoints, smart paging)."""
+        return tuple(f for f in (self.configuration_location, self.snapshot_file_location,
+                                 self.smart_paging_file_path) if f)
 
     def used_slots(self) -> set:
         return {d.slot for d in self.disks} | set(self.dvd_drives)

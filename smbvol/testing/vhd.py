@@ -98,8 +98,9 @@ class VhdMixin:
     # Operations
     # ------------------------------------------------------------------
     def op_attach_vhd(self, call: Call, p: Dict[str, Any]) -> Dict[str, Any]:
-        """Mount, then attach by path (idempotent) on the first free slot, apply QoS; a
-        failure after the mount removes the mapping this call created."""
+        """Refuse a VM neither Off nor Running (before the mount), mount, then attach by path
+        (idempotent) on the first free slot, apply QoS; a failure after the mount removes the
+        mapping this call created."""
         bus = p.get("DiskBus", "scsi")
         if not isinstance(bus, str) or bus.lower() not in ("scsi", "ide"):
             raise self._fail("invalid_parameters", "DiskBus %s for VM %s must be scsi or ide"
@@ -110,6 +111,7 @@ class VhdMixin:
         qos = self._check_iops(p.get("MaximumIops"), p.get("MinimumIops"), disk_name)
         vm = self._find_vm(p.get("VMName"))
         self._check_locks([vm.lock_key, loc.lock_key], p.get("LockTimeoutSeconds"))
+        self._check_vm_state(vm, "attached")
         return self._attach_one(call, vm.name, loc, disk_name, p.get("ShareCredential"),
                                 bus.lower(), qos)
 
@@ -143,6 +145,7 @@ class VhdMixin:
         vm = self._find_vm(vm_name)
         keys = [vm.lock_key] + sorted({item[0].lock_key for item in items})
         self._check_locks(keys, p.get("LockTimeoutSeconds"))
+        self._check_vm_state(vm, "attached")
         attachments = []
         for loc, name, cred, qos in items:
             att = self._attach_one(call, vm.name, loc, name, cred, "scsi", qos)
@@ -155,7 +158,7 @@ class VhdMixin:
         """Remove the VM's disks whose path is the image (UNC, or local for a share on this
         host), compared case-insensitively, also behind a checkpoint's differencing disk; none
         → changed=false, unless a differencing disk's chain cannot be read (invalid_state).
-        The mapping stays."""
+        A disk to remove needs the VM Off or Running (else invalid_state). The mapping stays."""
         loc = self._split_share_path(p.get("SharePath"))
         disk_name = self._check_disk_name(p.get("DiskName"))
         paths = [loc.unc_dir + "\\" + disk_name]
@@ -173,6 +176,7 @@ class VhdMixin:
             return {"vm_name": vm.name, "vm_id": vm.id, "disk_path": paths[0], "removed": False,
                     "controller_type": None, "controller_number": None,
                     "controller_location": None, "changed": False}
+        self._check_vm_state(vm, "removed")
         self._check_detachable(vm, found, "disk_path")
         for disk in found:
             call.stage("remove")
