@@ -390,12 +390,17 @@ class VolumeOps:
                 done.append((ci, self.attach_volume(ci, instance_name)))
         except Exception:
             for ci, att in reversed(done):
-                if att.changed:
-                    try:
-                        self.detach_volume(ci, instance_name)
-                    except exceptions.SmbvolError as exc:
-                        LOG.error("rollback: cannot detach volume %s from VM %s: %s",
-                                  att.volume_id, instance_name, exc)
+                if not att.changed:
+                    continue  # attached before this call: it stays
+                try:
+                    self.detach_volume(ci, instance_name)
+                    if att.mapping_created:
+                        # This call made the connection (share mapping, iSCSI session);
+                        # disconnect keeps it when anything else still uses it.
+                        self.disconnect_volume(ci)
+                except exceptions.SmbvolError as exc:
+                    LOG.error("rollback: cannot undo the attach of volume %s to VM %s: %s",
+                              att.volume_id, instance_name, exc)
             raise
         return [att for _, att in done]
 

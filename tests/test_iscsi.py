@@ -651,3 +651,10 @@ def test_attach_volumes_one_by_one_keeps_a_volume_attached_before_the_call(ops, 
     assert (disks[0].controller_number, disks[0].controller_location) == (
         before.controller_number, before.controller_location)
     assert "iscsi_detach" not in [c.operation for c in host.calls]
+
+
+def test_attach_volumes_one_by_one_logs_out_the_session_it_created(ops, host):
+    with pytest.raises(exceptions.LunNotFound):
+        ops.attach_volumes([info(1), info(3)], VM)
+    assert host.disks_of(VM) == ()
+    assert host.sessions == ()  # the session the failed call logged in to is gone again

@@ -147,10 +147,20 @@ class VolumeDriver(abc.ABC):
         """The result of :meth:`plan_attach_many`, in the order of ``volume_ids``."""
         raise NotImplementedError
 
-    @abc.abstractmethod
     def to_detachment(self, res: ScriptResult, inv: results.Invocation
                       ) -> results.Detachment:
-        """The result of :meth:`plan_detach`."""
+        """The result of :meth:`plan_detach` (the same fields for every driver)."""
+        r = res.result
+        return results.Detachment(
+            vm_name=str(r.get("vm_name") or inv.parameters["VMName"]),
+            vm_id=r.get("vm_id") or None,
+            disk_path=r.get("disk_path") or None,
+            removed=bool(r.get("removed")),
+            changed=bool(r.get("changed")),
+            controller_type=r.get("controller_type") or None,
+            controller_number=results.as_int(r.get("controller_number")),
+            controller_location=results.as_int(r.get("controller_location")),
+            volume_id=inv.volume_id, host=res.host, warnings=res.warnings)
 
     @abc.abstractmethod
     def disk_path(self, connection: results.ShareConnection, props: Any) -> str:

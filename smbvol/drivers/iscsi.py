@@ -274,19 +274,6 @@ class ISCSIVolumeDriver(VolumeDriver):
             mapping_kind="iscsi",
             volume_id=inv.volume_id, host=res.host, warnings=res.warnings)
 
-    def to_detachment(self, res: ScriptResult, inv: results.Invocation) -> results.Detachment:
-        r = res.result
-        return results.Detachment(
-            vm_name=str(r.get("vm_name") or inv.parameters["VMName"]),
-            vm_id=r.get("vm_id") or None,
-            disk_path=r.get("disk_path") or None,
-            removed=bool(r.get("removed")),
-            changed=bool(r.get("changed")),
-            controller_type=r.get("controller_type") or None,
-            controller_number=results.as_int(r.get("controller_number")),
-            controller_location=results.as_int(r.get("controller_location")),
-            volume_id=inv.volume_id, host=res.host, warnings=res.warnings)
-
     def disk_path(self, conn: IscsiConnection, props: connection.IscsiConnectionInfo) -> str:
         return conn.disk_path
 

@@ -204,20 +204,6 @@ class SMBVolumeDriver(VolumeDriver):
         return tuple(self._attachment(r, inv.parameters["VMName"], vid, res.host, res.warnings)
                      for r, vid in zip(items, volume_ids))
 
-    def to_detachment(self, res: ScriptResult, inv: results.Invocation
-                      ) -> results.Detachment:
-        r = res.result
-        return results.Detachment(
-            vm_name=str(r.get("vm_name") or inv.parameters["VMName"]),
-            vm_id=r.get("vm_id") or None,
-            disk_path=r.get("disk_path") or None,
-            removed=bool(r.get("removed")),
-            changed=bool(r.get("changed")),
-            controller_type=r.get("controller_type") or None,
-            controller_number=results.as_int(r.get("controller_number")),
-            controller_location=results.as_int(r.get("controller_location")),
-            volume_id=inv.volume_id, host=res.host, warnings=res.warnings)
-
     def was_attached(self, props: connection.SmbConnectionInfo,
                      attachments: Sequence[results.DiskAttachment]) -> bool:
         """Any disk whose path ends in the image's file name: its UNC path, or the local
