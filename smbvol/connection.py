@@ -33,7 +33,7 @@ import logging
 import math
 import re
 import unicodedata
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from smbvol import exceptions
 from smbvol.secret import MASK, Credential, Secret
@@ -53,6 +53,10 @@ MAX_IOPS = 2 ** 63 - 1
 #: Disk formats Hyper-V attaches by path; ``vpc`` is qemu's name for VHD.
 FORMATS = ("vhd", "vhdx")
 FORMAT_ALIASES = {"vpc": "vhd"}
+#: Extensions of other hypervisors' image formats: a name with one is refused, since
+#: Hyper-V cannot attach it whatever ``format`` says.
+OTHER_IMAGE_FORMATS = ("qcow2", "qcow", "qed", "vmdk", "vdi", "raw")
+CONVERT_HINT = "convert the volume (qemu-img convert -O vhdx) or fix the format"
 
 ACCESS_MODES = ("rw", "ro")
 
@@ -78,14 +82,21 @@ _OPTIONS_GROUP_SPLIT = re.compile(r"(?:^|\s+)-o(?:\s+|$)")
 USER_KEYS = ("username", "user")
 PASSWORD_KEYS = ("password", "pass")
 DOMAIN_KEYS = ("domain", "dom", "workgroup")
-#: Mount option names smbvol ignores but may name in error messages; any other key is
-#: masked, and logs only count ignored options.  With a password holding a comma
-#: (``password=ab,cd=ef``) the text after the comma parses as a "key" and is part of
-#: the password.
+#: Keys that clearly mean a password but are not mount.cifs's: refused (never ignored).
+_PASSWORD_LIKE = re.compile(r"pass|pwd|secret")
+#: mount.cifs's credentials file: a file on the mounting machine, refused.
+CREDENTIALS_KEYS = ("credentials", "cred")
+#: Mount options of mount.cifs that mean nothing to Hyper-V: ignored (logged at DEBUG).
+#: Any other key is logged as a WARNING by name (never its value); messages mask it.
 KNOWN_MOUNT_OPTIONS = ("vers", "sec", "uid", "gid", "forceuid", "forcegid", "file_mode",
                        "dir_mode", "iocharset", "noperm", "perm", "rw", "ro", "soft", "hard",
                        "cache", "actimeo", "port", "nounix", "noserverino", "serverino",
-                       "mfsymlinks", "nobrl", "seal", "sfu", "guest", "credentials")
+                       "mfsymlinks", "nobrl", "seal", "sfu")
+_OPTION_NAME = re.compile(r"[a-z][a-z0-9_]*")
+#: A user, password or domain key after a space or ';': options not separated by commas.
+_WRONG_SEPARATOR = re.compile(
+    r"(?i)[\s;]-{0,2}(?:user(?:name)?|pass(?:word|wd)?|pwd|dom(?:ain)?|workgroup)"
+    r"(?:\s*=|\s+\S)")
 #: Characters Windows does not allow in a user or domain name.
 USER_INVALID_CHARS = '"/[]:;|=,+*?<>'
 
@@ -396,20 +407,22 @@ def _disk_file(name: Any, fmt: Any) -> Tuple[str, str]:
         text = FORMAT_ALIASES.get(text, text)
         if text not in FORMATS:
             raise _invalid("data.format", fmt, "Hyper-V attaches only 'vhd' (also written "
-                           "'vpc') or 'vhdx' images; convert the volume "
-                           "(qemu-img convert -O vhdx) or fix the format")
+                           "'vpc') or 'vhdx' images; %s" % CONVERT_HINT)
         fmt_norm = text
 
     stem, dot, ext = name.rpartition(".")
     ext = ext.lower() if dot and stem else ""
+    if ext in OTHER_IMAGE_FORMATS:
+        raise _invalid("data.name", name, "is a %s image; Hyper-V attaches only 'vhd' or "
+                       "'vhdx' images: %s" % (ext, CONVERT_HINT))
     if ext in FORMATS:
         if fmt_norm is not None and fmt_norm != ext:
-            raise _invalid("data.name", name, "the extension '.%s' contradicts data.format %r; "
-                           "make them agree" % (ext, fmt))
+            raise _invalid("data.name", name, "the extension '.%s' contradicts data.format "
+                           "'%s'; make them agree" % (ext, fmt))
         return name, ext
     if fmt_norm is None:
-        raise _invalid("data.format", fmt, "is required when data.name (%r) has no .vhd/.vhdx "
-                       "extension; give 'vhd' or 'vhdx'" % _shown(name))
+        raise _invalid("data.format", fmt, "is required when data.name ('%s') has no "
+                       ".vhd/.vhdx extension; give 'vhd' or 'vhdx'" % _shown(name))
     disk_name = name + "." + fmt_norm
     if len(disk_name) > NAME_MAX:
         raise _invalid("data.name", name, "is longer than %d characters with its extension"
@@ -420,33 +433,80 @@ def _disk_file(name: Any, fmt: Any) -> Tuple[str, str]:
 # --------------------------------------------------------------------------- credentials
 
 
-def _split_options(options: str) -> List[Tuple[str, Optional[str]]]:
-    """``[(key, value or None for a flag), ...]`` of a mount options string."""
-    items: List[Tuple[str, Optional[str]]] = []
+@dataclasses.dataclass(frozen=True)
+class _Item:
+    """One item of a mount options string: ``key=value`` or a flag (``value`` None)."""
+
+    key: str
+    value: Optional[str]
+    #: Whether a password item came before it (then nothing of it is ever shown).
+    after_password: bool
+
+
+def _is_password_key(key: str) -> bool:
+    return key in PASSWORD_KEYS or bool(_PASSWORD_LIKE.search(key))
+
+
+def _group_items(group: str, seen_password: bool) -> Tuple[List[_Item], bool]:
+    """The items of one ``-o`` group; a password's ``,,`` is a literal comma (mount.cifs)."""
+    items: List[_Item] = []
+    pos, end_of_group = 0, len(group)
+    while pos < end_of_group:
+        end = group.find(",", pos)
+        end = end_of_group if end < 0 else end
+        key, sep, value = group[pos:end].partition("=")
+        key = key.strip().lower()
+        if sep and key in PASSWORD_KEYS:
+            pieces = [value]
+            while end + 1 < end_of_group and group[end + 1] == ",":
+                nxt = group.find(",", end + 2)
+                nxt = end_of_group if nxt < 0 else nxt
+                pieces.append(group[end + 2:nxt])
+                end = nxt
+            value = ",".join(pieces)
+        pos = end + 1
+        if key or sep:
+            items.append(_Item(key, value if sep else None, seen_password))
+            seen_password = seen_password or bool(sep and _is_password_key(key))
+    return items, seen_password
+
+
+def _split_options(options: str) -> List[_Item]:
+    """The items of a mount options string (``-o a=b,c -o d=e``, ``-o`` optional)."""
+    items: List[_Item] = []
+    seen_password = False
     for group in _OPTIONS_GROUP_SPLIT.split(options):
-        group = group.strip()
-        if not group:
-            continue
-        for item in group.split(","):
-            if not item.strip():
-                continue
-            key, sep, value = item.partition("=")
-            key = key.strip().lower()
-            items.append((key, value if sep else None))
+        group_items, seen_password = _group_items(group.strip(), seen_password)
+        items.extend(group_items)
     return items
 
 
-def _mask_options(options: str) -> str:
-    """``options`` for a message: keys kept, only user and domain names shown."""
+def _plain_name(value: str) -> bool:
+    """Whether a user or domain value may be shown (it holds no other option)."""
+    return (_control_char(value) is None and "=" not in value and ";" not in value
+            and not _WRONG_SEPARATOR.search(value))
+
+
+def _mask_options(items: Sequence[_Item]) -> str:
+    """The options for a message: keys kept, only user and domain names shown.
+
+    Nothing after a password (its value, and every item that follows) is shown:
+    a mistyped comma makes a piece of the password look like another option.
+    """
     shown = []
-    for key, value in _split_options(options):
-        if value is None:
-            shown.append(key if key in KNOWN_MOUNT_OPTIONS else MASK)
-        elif key in USER_KEYS + DOMAIN_KEYS and _control_char(value) is None:
-            shown.append("%s=%s" % (key, value))
+    for item in items:
+        if item.after_password:
+            shown.append(MASK)
+            break
+        if item.value is None:
+            shown.append(item.key if item.key in KNOWN_MOUNT_OPTIONS + ("guest",) else MASK)
+        elif item.key in CREDENTIALS_KEYS:
+            shown.append("%s=%s" % (item.key, MASK))
+        elif item.key in USER_KEYS + DOMAIN_KEYS and _plain_name(item.value):
+            shown.append("%s=%s" % (item.key, item.value))
         else:
-            known = key in USER_KEYS + PASSWORD_KEYS + DOMAIN_KEYS + KNOWN_MOUNT_OPTIONS
-            shown.append("%s=%s" % (key if known else MASK, MASK))
+            known = item.key in USER_KEYS + PASSWORD_KEYS + DOMAIN_KEYS + KNOWN_MOUNT_OPTIONS
+            shown.append("%s=%s" % (item.key if known else MASK, MASK))
     text = "-o " + ",".join(shown)
     return text if len(text) <= _SHOWN_MAX else text[:_SHOWN_MAX] + "..."
 
@@ -456,19 +516,78 @@ def _check_account_name(field: str, shown: str, name: str, what: str) -> None:
     if bad:
         raise exceptions.InvalidConnectionInfo(
             field=field, value=shown,
-            reason="the %s %r contains %s, which Windows does not allow; fix it"
-            % (what, name, " ".join(repr(c) for c in bad)))
+            reason="the %s '%s' contains %s, which Windows does not allow; fix it"
+            % (what, name, " ".join("'%s'" % c for c in bad)))
 
 
-def parse_options(options: Optional[str]) -> Optional[Credential]:
+def _refuse(shown: str, reason: str) -> exceptions.InvalidConnectionInfo:
+    return exceptions.InvalidConnectionInfo(field="data.options", value=shown, reason=reason)
+
+
+def _check_item(item: _Item, shown: str) -> None:
+    """Refuse an item that shows credentials were meant but would not be used."""
+    known = item.key in USER_KEYS + PASSWORD_KEYS + DOMAIN_KEYS + KNOWN_MOUNT_OPTIONS
+    if item.after_password and not known and item.key != "guest":
+        raise _refuse(shown, "has text after password= that is not a mount option; if the "
+                             "password holds a comma, write each comma twice (',,'), as "
+                             "mount.cifs(8) reads it, or set a password without commas")
+    if item.value is None or item.key not in PASSWORD_KEYS:
+        text = " " + item.key if item.value is None else item.value
+        if _WRONG_SEPARATOR.search(text):
+            raise _refuse(shown, "separates options with spaces or ';', so smbvol would "
+                                 "read them as one value; separate mount options with "
+                                 "commas: -o username=USER,password=PASSWORD")
+    if item.key in CREDENTIALS_KEYS:
+        raise _refuse(shown, "credentials= names a file on the machine that would mount the "
+                             "share, which smbvol cannot read; give username= and password= "
+                             "in the options instead")
+    if item.value is not None and not known and _is_password_key(item.key):
+        raise _refuse(shown, "'%s=' is not a mount.cifs option, so the password would be "
+                             "ignored; write it as password=..." % item.key)
+
+
+def _warn_ignored(items: Sequence[_Item]) -> None:
+    """Log the options smbvol does not use: names only, never a value."""
+    known = USER_KEYS + PASSWORD_KEYS + DOMAIN_KEYS + ("guest",)
+    unknown = sorted({i.key for i in items if i.key not in known + KNOWN_MOUNT_OPTIONS
+                      and i.value is not None and _OPTION_NAME.fullmatch(i.key)})
+    unnamed = sum(1 for i in items if i.key not in known + KNOWN_MOUNT_OPTIONS
+                  and (i.value is None or not _OPTION_NAME.fullmatch(i.key)))
+    if unknown or unnamed:
+        what = ", ".join(unknown)
+        if unnamed:
+            what += "%s%d option(s) without a value (not shown)" % (", " if what else "",
+                                                                   unnamed)
+        LOG.warning("data.options: ignoring %s, which smbvol does not know", what)
+    mount_only = sorted({i.key for i in items if i.key in KNOWN_MOUNT_OPTIONS})
+    if mount_only:
+        LOG.debug("data.options: %s apply to mount.cifs only; not used by Hyper-V",
+                  ", ".join(mount_only))
+
+
+def parse_options(options: Optional[str],
+                  password_for: Optional[Callable[[str], Secret]] = None
+                  ) -> Optional[Credential]:
     """The share credential in a mount options string, or None.
 
     Accepts ``-o username=svc,password=...`` and ``-o user=svc,pass=...``
     (also without ``-o``).  ``DOMAIN\\user`` and ``user@domain`` pass through;
     ``domain=D`` makes ``D\\user``.  ``guest`` (as a flag or as the user name),
     None, an empty string or no user key mean no credentials.  The first
-    occurrence of a key wins.  Other mount options (``vers=3.0``...) are
-    ignored.  Error messages show the options with every password masked.
+    occurrence of a key wins.
+
+    Commas: as mount.cifs(8) documents, a comma inside the password is written
+    twice (``password=Sec,,ret`` is ``Sec,ret``).  Text after the password that
+    is not a mount option (a single comma in the password) is refused, never
+    cut off.  Options separated by spaces or ``;``, ``credentials=FILE`` and
+    password keys mount.cifs does not know (``passwd=``, ``pwd=``) are refused,
+    since the credentials would be lost.  Other mount options are ignored: the
+    ones smbvol does not know are logged as a warning, by name only.
+
+    ``password_for(username)`` is called when the options give a user but no
+    password (the command line passes its share password this way); without
+    it that is an error.  Error messages show the options with the password
+    and everything after it masked.
     """
     field = "data.options"
     if options is None:
@@ -477,33 +596,36 @@ def parse_options(options: Optional[str]) -> Optional[Credential]:
         raise exceptions.InvalidConnectionInfo(
             field=field, value="<%s>" % type(options).__name__,
             reason="must be a string such as '-o username=svc,password=...'")
-    shown = _mask_options(options)
+    items = _split_options(options)
+    shown = _mask_options(items)
     if "\x00" in options:
-        raise exceptions.InvalidConnectionInfo(
-            field=field, value=shown,
-            reason="contains a NUL character, which cannot be passed to the host; remove it")
+        raise _refuse(shown, "contains a NUL character, which cannot be passed to the host; "
+                             "remove it")
+    for item in items:
+        _check_item(item, shown)
+    _warn_ignored(items)
 
     found: Dict[str, str] = {}
     guest = False
-    ignored: List[str] = []
-    for key, value in _split_options(options):
-        if value is None:
-            if key == "guest":
-                guest = True
+    for item in items:
+        if item.value is None:
+            guest = guest or item.key == "guest"
             continue
-        canonical = ("username" if key in USER_KEYS else "password" if key in PASSWORD_KEYS
-                     else "domain" if key in DOMAIN_KEYS else None)
+        canonical = ("username" if item.key in USER_KEYS else "password"
+                     if item.key in PASSWORD_KEYS else "domain" if item.key in DOMAIN_KEYS
+                     else None)
         if canonical is None:
-            ignored.append(key)
             continue
         if canonical in found:
             LOG.debug("data.options gives %s more than once; the first one is used", canonical)
             continue
-        found[canonical] = value
-    if ignored:
-        # Only the count: a "key" may be a piece of a password that holds a comma.
-        LOG.debug("ignoring %d other mount option(s) of data.options", len(ignored))
+        found[canonical] = item.value
+    return _credential(found, guest, shown, password_for)
 
+
+def _credential(found: Mapping[str, str], guest: bool, shown: str,
+                password_for: Optional[Callable[[str], Secret]]) -> Optional[Credential]:
+    field = "data.options"
     username = found.get("username", "").strip()
     password = found.get("password")
     domain = found.get("domain", "").strip()
@@ -514,45 +636,35 @@ def parse_options(options: Optional[str]) -> Optional[Credential]:
         return None
     if not username:
         if password is not None:
-            raise exceptions.InvalidConnectionInfo(
-                field=field, value=shown,
-                reason="gives a password without a user name; add username=...")
+            raise _refuse(shown, "gives a password without a user name; add username=... "
+                                 "(mount options are separated by commas)")
         return None
     for name, what in ((username, "user name"), (domain, "domain")):
         found_ctl = _control_char(name)
         if found_ctl is not None:
-            raise exceptions.InvalidConnectionInfo(
-                field=field, value=shown,
-                reason="the %s contains control character U+%04X; remove it"
-                % (what, ord(found_ctl[1])))
+            raise _refuse(shown, "the %s contains control character U+%04X; remove it"
+                          % (what, ord(found_ctl[1])))
+    if password is None and password_for is not None:
+        password = password_for(username).reveal()
     if password is None:
-        raise exceptions.InvalidConnectionInfo(
-            field=field, value=shown,
-            reason="gives user %r without a password; add password=... (or use guest for "
-            "anonymous access)" % username)
+        raise _refuse(shown, "gives user '%s' without a password; add password=... (or use "
+                             "guest for anonymous access)" % username)
 
     if username.count("\\") > 1 or username.startswith("\\") or username.endswith("\\"):
-        raise exceptions.InvalidConnectionInfo(
-            field=field, value=shown,
-            reason="user name %r is not 'user', 'DOMAIN\\user' or 'user@domain'" % username)
+        raise _refuse(shown, "user name '%s' is not 'user', 'DOMAIN\\user' or 'user@domain'"
+                      % username)
     if domain:
         _check_account_name(field, shown, domain, "domain")
         if "\\" in domain or "@" in domain:
-            raise exceptions.InvalidConnectionInfo(
-                field=field, value=shown,
-                reason="domain %r must be a plain domain name" % domain)
+            raise _refuse(shown, "domain '%s' must be a plain domain name" % domain)
         if "@" in username:
-            raise exceptions.InvalidConnectionInfo(
-                field=field, value=shown,
-                reason="gives both a UPN user name %r and domain=%s; give one of them"
-                % (username, domain))
+            raise _refuse(shown, "gives both a UPN user name '%s' and domain=%s; give one of "
+                                 "them" % (username, domain))
         if "\\" in username:
             prefix = username.split("\\", 1)[0]
             if prefix.lower() != domain.lower():
-                raise exceptions.InvalidConnectionInfo(
-                    field=field, value=shown,
-                    reason="user %r names another domain than domain=%s; make them agree"
-                    % (username, domain))
+                raise _refuse(shown, "user '%s' names another domain than domain=%s; make "
+                                     "them agree" % (username, domain))
         else:
             username = domain + "\\" + username
     for part in username.split("\\"):
@@ -620,8 +732,13 @@ def parse_qos(qos_specs: Any, field: str = "data.qos_specs") -> QoS:
 # --------------------------------------------------------------------------- SMB
 
 
-def parse_smb(connection_info: Mapping) -> SmbConnectionInfo:
-    """Check and type the connection_info of Cinder's SMB driver (``smbfs``)."""
+def parse_smb(connection_info: Mapping,
+              password_for: Optional[Callable[[str], Secret]] = None) -> SmbConnectionInfo:
+    """Check and type the connection_info of Cinder's SMB driver (``smbfs``).
+
+    ``password_for`` is passed to :func:`parse_options`: it supplies the share
+    password when ``data.options`` names a user without one.
+    """
     data = _driver_type(connection_info, SMB_DRIVER_TYPE)
     if data.get("export") is None:
         raise _invalid("data.export", None, "is required; %s" % EXPORT_HINT)
@@ -635,7 +752,7 @@ def parse_smb(connection_info: Mapping) -> SmbConnectionInfo:
         export=unc_path(host, share, subdir),
         disk_name=disk_name,
         format=fmt,
-        credential=parse_options(data.get("options")),
+        credential=parse_options(data.get("options"), password_for),
         access_mode=_access_mode("data.access_mode", data.get("access_mode")),
         qos=parse_qos(data.get("qos_specs"), field="data.qos_specs"),
         volume_id=_optional_id("data.volume_id", data.get("volume_id")),

@@ -402,26 +402,117 @@ def test_options_credentials(options, username, password):
     assert cred.password.reveal() == password
 
 
-def test_password_with_a_comma_never_shows_its_pieces(caplog):
-    """``password=ab,cd=ef``: the piece after the comma parses as an option "key"; neither
-    that key nor its value may reach a log (at DEBUG) or an error message."""
+def test_password_with_a_single_comma_is_refused_never_cut_and_never_shown(caplog):
+    """``password=ab,cd=ef``: a single comma ends the password (mount.cifs(8)); the rest is
+    not a mount option, so the options are refused -- never cut to ``ab`` -- and neither
+    piece reaches a log (at DEBUG) or the message."""
     pieces = ("Kq7zPiece", "Wv3Tail")
     caplog.set_level(logging.DEBUG)
-    cred = parse_options("-o vers=3.0,username=svc,password=ab,%s=%s,noperm" % pieces)
-    assert cred.username == "svc"
-    assert "ignoring 2 other mount option(s)" in caplog.text  # vers and the piece
-    with pytest.raises(InvalidConnectionInfo) as err:
-        parse_options("-o password=ab,%s=%s" % pieces)
-    assert "without a user name" in str(err.value)
+    errors = []
+    for options in ("-o vers=3.0,username=svc,password=ab,%s=%s,noperm" % pieces,
+                    "-o username=svc,password=ab,%s" % pieces[0],
+                    "-o username=svc,password=ab -o %s,vers=3.0" % pieces[0]):
+        with pytest.raises(InvalidConnectionInfo) as err:
+            parse_options(options)
+        assert "',,'" in str(err.value) and "password=***" in str(err.value)
+        errors.append(err.value)
     with pytest.raises(InvalidConnectionInfo) as err2:
         connection.parse_smb({"driver_volume_type": "smbfs", "data": {
             "export": "//fs01/vols", "name": "v.vhdx",
-            "options": "-o password=ab,%s=%s,vers=3.0" % pieces}})
-    texts = [caplog.text, str(err.value), repr(err.value), str(err2.value)]
-    assert "vers=***" in str(err2.value)  # a known option name is still shown
+            "options": "-o username=svc,password=ab,%s=%s,vers=3.0" % pieces}})
+    texts = [caplog.text, str(err2.value), repr(err2.value)]
+    texts += [str(e) for e in errors] + [repr(e.kwargs) for e in errors]
     for text in texts:
-        for piece in pieces:
+        for piece in pieces + ("ab,",):
             assert piece.lower() not in text.lower()
+
+
+@pytest.mark.parametrize("options, password", [
+    ("-o username=svc,password=Sec,,ret1", "Sec,ret1"),
+    ("-o username=svc,password=a,,b,,c,vers=3.0", "a,b,c"),
+    ("-o username=svc,pass=trailing,,,noperm", "trailing,"),
+    ("-o username=svc,password=,,lead", ",lead"),
+    ("-o password=x,,y,username=svc", "x,y"),
+])
+def test_a_doubled_comma_is_a_comma_of_the_password(options, password):
+    """mount.cifs(8): a comma in the password is written as two commas."""
+    assert parse_options(options) == Credential("svc", Secret(password))
+
+
+@pytest.mark.parametrize("options", [
+    "username=svc password=Secret1",
+    "username=svc;password=Secret1",
+    "username=svc; pass=Secret1",
+    "-o username=svc\tpassword=Secret1",
+    "--username svc --password Secret1",
+    "-o user=svc --pass Secret1",
+    "domain=CORP username=svc,password=Secret1",
+])
+def test_options_not_separated_by_commas_are_refused_and_masked(options):
+    options = options.replace("\\t", "\t")
+    with pytest.raises(InvalidConnectionInfo) as excinfo:
+        parse_options(options)
+    text = str(excinfo.value) + repr(excinfo.value.kwargs)
+    assert "separate mount options with commas" in text
+    assert "Secret1" not in text
+    assert "password=Secret1" not in text and "svc password" not in text
+
+
+@pytest.mark.parametrize("options, why", [
+    ("-o credentials=/etc/cifs.cred", "credentials= names a file"),
+    ("-o username=svc,credentials=/etc/cifs.cred", "credentials= names a file"),
+    ("-o username=svc,passwd=Secret1", "'passwd=' is not a mount.cifs option"),
+    ("-o username=svc,pwd=Secret1", "'pwd=' is not a mount.cifs option"),
+    ("-o username=svc,smb_password=Secret1", "'smb_password=' is not"),
+])
+def test_options_where_credentials_were_meant_are_refused(options, why):
+    with pytest.raises(InvalidConnectionInfo) as excinfo:
+        parse_options(options)
+    assert why in str(excinfo.value)
+    assert "Secret1" not in str(excinfo.value) and "cifs.cred" not in str(excinfo.value)
+
+
+def test_unknown_options_are_named_in_a_warning_never_their_values(caplog):
+    caplog.set_level(logging.DEBUG, logger="smbvol.connection")
+    cred = parse_options("-o foo=Val1ue,username=svc,bar_baz=Val2ue,Fl4gText,"
+                         "password=" + PASSWORD + ",vers=3.0")
+    assert cred == Credential("svc", Secret(PASSWORD))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "foo" in warnings[0] and "bar_baz" in warnings[0]
+    assert "1 option(s) without a value" in warnings[0]
+    for secret in ("Val1ue", "Val2ue", "Fl4gText", PASSWORD):
+        assert secret not in caplog.text
+    assert "vers" not in warnings[0]  # a mount.cifs option is expected, not a mistake
+
+
+def test_options_without_credentials_warn_about_what_is_ignored(caplog):
+    caplog.set_level(logging.WARNING, logger="smbvol.connection")
+    assert parse_options("-o foo=bar") is None
+    assert "ignoring foo" in caplog.text and "bar" not in caplog.text.replace("foo", "")
+
+
+def test_password_for_supplies_the_missing_password():
+    asked = []
+
+    def password_for(user):
+        asked.append(user)
+        return Secret(PASSWORD)
+
+    assert parse_options("-o username=CORP\\svc", password_for) == Credential(
+        "CORP\\svc", Secret(PASSWORD))
+    assert asked == ["CORP\\svc"]
+    # A password in the options wins; password_for is not asked.
+    assert parse_options("-o username=svc,password=p1", password_for).password == Secret("p1")
+    assert asked == ["CORP\\svc"]
+    info = parse_smb(smb_info(options="-o username=svc"), password_for)
+    assert info.credential == Credential("svc", Secret(PASSWORD))
+
+
+def test_option_messages_show_names_without_python_reprs():
+    with pytest.raises(InvalidConnectionInfo) as excinfo:
+        parse_options("-o username=CORP\\svc")
+    assert "gives user 'CORP\\svc' without a password" in str(excinfo.value)
 
 
 @pytest.mark.parametrize("options, username, password", [
@@ -962,3 +1053,13 @@ def test_module_exports_the_contract_names():
                  "normalise_export", "unc_path", "parse_smb", "parse_iscsi", "parse_options",
                  "parse_qos"):
         assert callable(getattr(connection, name))
+
+
+@pytest.mark.parametrize("name, fmt", [("volume-1.qcow2", None), ("volume-1.qcow2", "vhd"),
+                                       ("disk.VMDK", "vhdx"), ("v.raw", None)])
+def test_other_hypervisors_images_are_refused_with_the_conversion_advice(name, fmt):
+    """Never ``volume-1.qcow2.vhd``: the name says the image is not a VHD."""
+    with pytest.raises(InvalidConnectionInfo) as excinfo:
+        parse_smb(smb_info(name=name, format=fmt))
+    assert excinfo.value.kwargs["field"] == "data.name"
+    assert "qemu-img convert -O vhdx" in str(excinfo.value)
