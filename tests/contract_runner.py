@@ -38,7 +38,8 @@ ISCSI_OPERATIONS = ("iscsi_connect", "iscsi_attach", "iscsi_detach", "iscsi_disc
                     "iscsi_connector")
 
 REQUIRED_KEYS = ("id", "operation", "parameters", "expect", "live")
-OPTIONAL_KEYS = ("description", "options", "state", "expect_state", "live_reason", "file")
+OPTIONAL_KEYS = ("description", "options", "state", "expect_state", "live_reason", "file",
+                 "engine", "engine_reason")
 EXPECT_KEYS = ("result", "warnings", "error", "native_code", "data", "message_contains")
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
@@ -173,6 +174,10 @@ def validate_vector(vector: Mapping[str, Any]) -> List[str]:
         problems.append("live must be true or false")
     elif vector["live"] is False and not vector.get("live_reason"):
         problems.append("live false needs a live_reason")
+    if "engine" in vector and vector["engine"] is not False:
+        problems.append("engine is only ever false (with engine_reason); leave it out otherwise")
+    elif vector.get("engine") is False and not vector.get("engine_reason"):
+        problems.append("engine false needs an engine_reason")
     return problems
 
 
