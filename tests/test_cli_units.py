@@ -159,9 +159,10 @@ def test_unmount_needs_only_the_export():
     args = Options(connection_info=None, export="//fs01/vols/a/b", name=None, disk_format=None)
     volume = volumes.volume_from_args(args, None, io.StringIO(), image=False)
     assert volume.props.share_root == "\\\\fs01\\vols"
-    with pytest.raises(exceptions.InvalidConnectionInfo):
+    with pytest.raises(exceptions.InvalidInput) as excinfo:
         volumes.volume_from_args(Options(connection_info=None, export="//fs01", name=None,
                                          disk_format=None), None, io.StringIO(), image=False)
+    assert str(excinfo.value).startswith("invalid --export '//fs01': has no share name")
 
 
 def test_connection_info_json_error_never_shows_the_text():

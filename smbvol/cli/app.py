@@ -22,7 +22,7 @@ from cliff import app as cliff_app
 from cliff import commandmanager
 
 import smbvol
-from smbvol.cli import errors, settings
+from smbvol.cli import errors, safeargs, settings
 from smbvol.cli.commands import COMMANDS
 from smbvol.secret import mask
 
@@ -43,8 +43,12 @@ the share password from --share-password-file, else $SMBVOL_SHARE_PASSWORD, else
 """
 
 #: Options that would carry a password on the command line: refused outright,
-#: without echoing the value argparse would otherwise print.
+#: without echoing the value argparse would otherwise print.  Any other option
+#: whose name holds "pass" or "pwd" (``--share-pass``, ``--password-f``) is refused
+#: the same way: abbreviations are off, so it can only be a mistake, and the word
+#: after it may well be a password.
 _PASSWORD_OPTIONS = ("--password", "--share-password", "--pass", "-p")
+_PASSWORD_FILE_OPTIONS = ("--password-file", "--share-password-file")
 
 ExecutorFactory = Callable[[object, str], object]
 
@@ -115,6 +119,8 @@ class SmbvolApp(cliff_app.App):
         self.prompt = prompt
         self._secrets: List[str] = []
         self._secrets_lock = threading.Lock()
+        #: Held while a line goes to stderr, so lines of hosts ending at once never mix.
+        self.stderr_lock = threading.RLock()
         self._handlers: List[logging.Handler] = []
         self._root_level: Optional[int] = None
         self._no_command = False
@@ -129,7 +135,7 @@ class SmbvolApp(cliff_app.App):
         kwargs.update(prog=self.NAME, epilog=EPILOG,
                       formatter_class=argparse.RawDescriptionHelpFormatter,
                       allow_abbrev=False)
-        parser = super().build_option_parser(description, version, kwargs)
+        parser = safeargs.harden(super().build_option_parser(description, version, kwargs))
         for action in parser._actions:
             if "--version" in action.option_strings:
                 action.version = "smbvol %s" % version
@@ -236,10 +242,12 @@ class SmbvolApp(cliff_app.App):
                        ) -> errors.Failure:
         """Write one line for ``exc`` (and the traceback with --debug); return it."""
         failure = errors.failure(exc, host)
-        self.stderr.write(self.masked(failure.line()) + "\n")
-        if getattr(self.options, "debug", False):
-            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            self.stderr.write(self.masked(text))
+        with self.stderr_lock:
+            self.stderr.write(self.masked(failure.line()) + "\n")
+            if getattr(self.options, "debug", False):
+                text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                self.stderr.write(self.masked(text))
+            self.stderr.flush()
         LOG.debug("exit code %d for %s", failure.code, type(exc).__name__)
         return failure
 
@@ -252,16 +260,26 @@ class SmbvolApp(cliff_app.App):
         self._no_command = True
         self.parser.print_help(self.stderr)
 
+    def prepare_to_run_command(self, cmd) -> None:
+        """Every command's parser (cliff's help and complete too) is hardened."""
+        get_parser = cmd.get_parser
+
+        def hardened(prog_name: str):
+            return safeargs.harden(get_parser(prog_name))
+
+        cmd.get_parser = hardened
+
     def run_subcommand(self, argv: List[str]) -> int:
-        """Run a command; an unknown one is a usage error reported on stderr."""
+        """Run a command; an unknown one is a usage error reported on stderr.
+
+        The message names the command words typed and the unknown options,
+        never an option's value (which may be a password).
+        """
         try:
             self.command_manager.find_command(argv)
         except ValueError:
-            close = [name for name, _ in self.command_manager
-                     if name.split()[0] == argv[0] or name.startswith(argv[0])]
-            self.stderr.write("smbvol: error: %r is not an smbvol command%s; see smbvol help\n"
-                              % (" ".join(argv), " (did you mean: %s?)" % ", ".join(
-                                  sorted(close)) if close else ""))
+            self.stderr.write("smbvol: error: %s; see smbvol help\n" % _unknown_command(
+                argv, [name for name, _ in self.command_manager]))
             return errors.EXIT_USAGE
         return super().run_subcommand(argv)
 
@@ -272,15 +290,41 @@ class SmbvolApp(cliff_app.App):
         return result
 
 
+def _unknown_command(argv: Sequence[str], names: Sequence[str]) -> str:
+    """Why ``argv`` names no command, without any option value."""
+    words: List[str] = []
+    for arg in argv:
+        if arg.startswith("-") or len(words) == 2:
+            break
+        words.append(arg)
+    if not words:
+        return "unknown option %s (options of a command go after its name)" % (
+            safeargs.unknown_words([argv[0]]))
+    typed = " ".join(words)
+    close = sorted(name for name in names
+                   if name.split()[0] == words[0] or name.startswith(words[0]))
+    return "'%s' is not an smbvol command%s" % (
+        typed, " (did you mean: %s?)" % ", ".join(close) if close else "")
+
+
+def _is_password_option(name: str) -> bool:
+    if name in _PASSWORD_OPTIONS:
+        return True
+    lowered = name.lower()
+    return (lowered.startswith("--") and name not in _PASSWORD_FILE_OPTIONS
+            and ("pass" in lowered or "pwd" in lowered))
+
+
 def _refuse_password_options(argv: Sequence[str]) -> Optional[str]:
     for arg in argv:
         if arg == "--":
             break
         name = arg.split("=", 1)[0]
-        if name in _PASSWORD_OPTIONS:
-            return ("smbvol: error: %s: passwords are never given on the command line; use "
-                    "$SMBVOL_PASSWORD or --password-file (remoting), $SMBVOL_SHARE_PASSWORD "
-                    "or --share-password-file (share), or type it at the prompt\n" % name)
+        if _is_password_option(name):
+            return ("smbvol: error: %s: no such option, and passwords are never given on the "
+                    "command line; use $SMBVOL_PASSWORD or --password-file FILE (remoting), "
+                    "$SMBVOL_SHARE_PASSWORD or --share-password-file FILE (share), or type "
+                    "it at the prompt\n" % name)
     return None
 
 

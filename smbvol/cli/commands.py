@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from cliff import lister
 
@@ -25,10 +25,10 @@ from smbvol.secret import MASK, Secret
 LOG = logging.getLogger(__name__)
 
 
-
 def _column_key(name: str) -> str:
     """A column name as ``-c`` matches it (cliff's rule: case, spaces and underscores)."""
     return name.lower().strip().replace(" ", "_")
+
 
 class HostCommand(lister.Lister):
     """Base: run on every host, one row per host; exit code from the outcomes."""
@@ -37,8 +37,6 @@ class HostCommand(lister.Lister):
     result_type: Optional[type] = None
     #: Columns when there is no result type.
     fallback_columns: Tuple[str, ...] = ()
-    #: Whether ``-c`` must name known columns (checked before anything runs).
-    strict_columns = True
     #: What the summary line calls the command.
     action = "command"
     _epilog = ("Connection options (--host, --hosts-file, --transport, --auth, --username, "
@@ -53,7 +51,7 @@ class HostCommand(lister.Lister):
 
     def check_columns(self, args: argparse.Namespace) -> None:
         requested = getattr(args, "columns", None) or []
-        if not requested or not self.strict_columns:
+        if not requested:
             return
         known = {_column_key(c) for c in self.known_columns()}
         unknown = [c for c in requested if _column_key(c) not in known]
@@ -65,17 +63,17 @@ class HostCommand(lister.Lister):
     def run(self, parsed_args: argparse.Namespace) -> int:
         """Run the command; returns the exit code (see smbvol.cli.errors)."""
         self.exit_code = errors.EXIT_OK
-        self.show_output = True
         try:
             parsed_args = self._run_before_hooks(parsed_args)
             self.check_columns(parsed_args)
             if getattr(parsed_args, "dry_run", False):
                 return self.dry_run(parsed_args)
-            self.formatter = self._formatter_plugins[parsed_args.formatter].obj
+            self.formatter = output.formatter(parsed_args.formatter,
+                                              self._formatter_plugins[parsed_args.formatter].obj)
             column_names, data = self.take_action(parsed_args)
             column_names, data = self._run_after_hooks(parsed_args, (column_names, data))
-            if self.show_output:
-                self.produce_output(parsed_args, column_names, data)
+            self.produce_output(parsed_args, column_names,
+                                output.for_format(parsed_args.formatter, data))
             return self.exit_code
         except BrokenPipeError:
             raise  # cliff exits 141, as for any pipe closed early
@@ -88,6 +86,13 @@ class HostCommand(lister.Lister):
         self.app.host_password(target)
         factory = self.app.executor_factory
         conf = target.conf
+        self._failures: Dict[str, errors.Failure] = {}
+
+        def on_done(outcome: fanout.Outcome) -> None:
+            # Called as each host ends: its error line goes out now, not after the others.
+            if not outcome.ok:
+                self._failures[outcome.host] = self.app.report_failure(outcome.error,
+                                                                       outcome.host)
 
         def work(host: str) -> Any:
             executor = factory(conf, host)
@@ -98,7 +103,8 @@ class HostCommand(lister.Lister):
                 if close is not None:
                     close()
 
-        outcomes = fanout.run(target.hosts, work, self.app.parallel(), self.app.stderr)
+        outcomes = fanout.run(target.hosts, work, self.app.parallel(), self.app.stderr,
+                              on_done=on_done, lock=self.app.stderr_lock)
         return self.finish(outcomes)
 
     def prepare(self, args: argparse.Namespace, target: settings.Targets) -> None:
@@ -123,28 +129,29 @@ class HostCommand(lister.Lister):
         return rows
 
     def finish(self, outcomes: Sequence[fanout.Outcome]):
+        """The rows: every host has one (its error row when it failed), whatever the count."""
         rows: List[output.Row] = []
         codes = []
         failed = []
+        reported = getattr(self, "_failures", {})
         for outcome in outcomes:
             if outcome.ok:
                 rows.extend(self.rows_of(outcome.host, outcome.value))
                 codes.append(errors.EXIT_OK)
                 continue
-            failure = self.app.report_failure(outcome.error, outcome.host)
+            failure = reported.get(outcome.host) or self.app.report_failure(
+                outcome.error, outcome.host)
             codes.append(failure.code)
             failed.append(outcome.host)
             rows.append(output.Row(host=outcome.host, status=output.STATUS_ERROR, fields={},
                                    error=self.app.masked(failure.message)))
         self.exit_code = errors.combined_exit_code(codes)
-        many = len(outcomes) > 1
-        if many:
-            self.app.stderr.write(
-                "smbvol: %s: %d hosts, %d succeeded, %d failed%s\n" % (
-                    self.action, len(outcomes), len(outcomes) - len(failed), len(failed),
-                    " (%s)" % ", ".join(failed) if failed else ""))
-        else:
-            self.show_output = not failed
+        if len(outcomes) > 1:
+            with self.app.stderr_lock:
+                self.app.stderr.write(
+                    "smbvol: %s: %d hosts, %d succeeded, %d failed%s\n" % (
+                        self.action, len(outcomes), len(outcomes) - len(failed), len(failed),
+                        " (%s)" % ", ".join(failed) if failed else ""))
         return output.table(rows, self.result_columns())
 
     # -- dry run -------------------------------------------------------------
@@ -169,22 +176,45 @@ class VolumeCommand(HostCommand):
         return parser
 
     def volume(self, args: argparse.Namespace, conf, *, dry_run: bool) -> volumes.Volume:
-        volume = volumes.volume_from_args(args, conf, self.app.stdin, image=self.image)
+        """The checked volume with its share password (from the file, env or prompt).
+
+        The password is the one of ``--share-username``, or of the user that the
+        connection_info's ``data.options`` names without a password.  In a dry run
+        it is not read (the script reads it on the host) but a password file given
+        must be readable.
+        """
+        asked: List[str] = []
+
+        def password_for(username: str) -> Secret:
+            asked.append(username)
+            return self.share_password(username, args, dry_run=dry_run)
+
+        volume = volumes.volume_from_args(
+            args, conf, self.app.stdin, image=self.image,
+            password_for=None if args.share_username else password_for)
         if args.share_username:
-            if dry_run:
-                # The script reads the password on the host (env var or prompt).
-                password = Secret("")
-            else:
-                password = settings.share_password(
-                    args.share_username, args, self.app.environ, self.app.stdin,
-                    self.app.stderr, prompt=self.app.prompt)
-                self.app.add_secret(password.reveal())
+            password = password_for(args.share_username)
             volume = volumes.with_share_credential(volume, args.share_username, password)
-        elif getattr(args, "share_password_file", None):
-            raise UsageError(reason="--share-password-file goes with --share-username")
+        elif getattr(args, "share_password_file", None) and not asked:
+            raise UsageError(reason="--share-password-file goes with --share-username, or "
+                                    "with a connection_info whose data.options names a user "
+                                    "without a password")
         for secret in volumes.secrets_of(volume):
             self.app.add_secret(secret)
         return volume
+
+    def share_password(self, username: str, args: argparse.Namespace, *,
+                       dry_run: bool) -> Secret:
+        if dry_run:
+            if getattr(args, "share_password_file", None):
+                settings.read_password_file(args.share_password_file,
+                                            "--share-password-file", self.app.stderr)
+            # The script reads the password on the host (env var or prompt).
+            return Secret("")
+        password = settings.share_password(username, args, self.app.environ, self.app.stdin,
+                                           self.app.stderr, prompt=self.app.prompt)
+        self.app.add_secret(password.reveal())
+        return password
 
     def prepare(self, args: argparse.Namespace, target: settings.Targets) -> None:
         self._volume = self.volume(args, target.conf, dry_run=False)
@@ -202,6 +232,10 @@ class VolumeCommand(HostCommand):
         from smbvol.cli.runner import CliVolumeOps, DryRunExecutor
 
         target = self.app.targets()
+        if getattr(self.app.options, "password_file", None):
+            # Checked (a mistyped path fails now), not used: nothing connects.
+            settings.read_password_file(self.app.options.password_file, "--password-file",
+                                        self.app.stderr)
         volume = self.volume(args, target.conf, dry_run=True)
         ops = CliVolumeOps(DryRunExecutor(host=target.hosts[0]), target.conf)
         inv = self.plan(ops, volume, args)
@@ -328,7 +362,6 @@ class HostShow(HostCommand):
     """Show facts about each Hyper-V host: names, addresses, versions, capabilities."""
 
     fallback_columns = scripts.OPERATIONS["host_info"].result_fields
-    strict_columns = False
     action = "host show"
 
     def on_host(self, args, executor, conf):

@@ -20,7 +20,7 @@ code  meaning
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 from smbvol import exceptions
 
@@ -47,6 +47,38 @@ class UsageError(exceptions.SmbvolError):
     """A command line that cannot work (exit code 2)."""
 
     msg_fmt = "%(reason)s"
+
+
+class FlagError(exceptions.InvalidInput):
+    """A volume flag (``--export``, ``--name``, ``--format``) with a bad value (exit code 2)."""
+
+    msg_fmt = "invalid %(flag)s: %(reason)s"
+
+    def __init__(self, *, field: str, value: Any, reason: str) -> None:
+        shown = "" if value is None or value == "" else " '%s'" % value
+        super().__init__(field=field, value=value, reason=reason, flag=field + shown)
+
+
+class PlainInvalidInput(exceptions.InvalidInput):
+    """An :class:`~smbvol.exceptions.InvalidInput` as the command line shows it: the
+    value quoted as typed (no Python repr, no doubled backslash, no ``None``)."""
+
+    msg_fmt = "invalid %(what)s: %(reason)s"
+
+
+def plain(exc: BaseException) -> BaseException:
+    """``exc`` reworded without Python reprs when it is a field/value/reason error."""
+    if isinstance(exc, FlagError) or not isinstance(exc, exceptions.InvalidInput):
+        return exc
+    kwargs = getattr(exc, "kwargs", {})
+    if not {"field", "value", "reason"} <= set(kwargs):
+        return exc
+    value = kwargs["value"]
+    shown = "" if value is None or value == "" else " '%s'" % (value,)
+    prefix = "connection_info field " if isinstance(
+        exc, exceptions.InvalidConnectionInfo) else ""
+    return PlainInvalidInput(what="%s%s%s" % (prefix, kwargs["field"], shown),
+                             reason=kwargs["reason"])
 
 
 class DryRunUnavailable(exceptions.SmbvolError):
@@ -123,6 +155,12 @@ _HINTS = (
 )
 
 
+#: Without --host the command runs PowerShell on this machine: name what to do instead.
+POWERSHELL_HINT = ("without --host the command runs PowerShell on this machine: give the "
+                   "Hyper-V host with --host HOST, or set [smbvol] powershell_path (in a "
+                   "--config-file) to powershell.exe or pwsh")
+
+
 def _cause_chain(exc: BaseException) -> Iterable[BaseException]:
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -155,6 +193,9 @@ def hint_of(exc: BaseException) -> str:
                 hint = hint_of(cause)
                 if hint:
                     return hint
+    if isinstance(exc, exceptions.ConfigError) and getattr(exc, "kwargs", {}).get(
+            "option") == "smbvol.powershell_path":
+        return POWERSHELL_HINT
     for cls, hint in _HINTS:
         if isinstance(exc, cls):
             return hint
@@ -191,7 +232,7 @@ class Failure:
 
 def failure(exc: BaseException, host: Optional[str] = None) -> Failure:
     """``exc`` as a :class:`Failure` (the message never holds a secret)."""
-    message = str(exc) or type(exc).__name__
+    message = str(plain(exc)) or type(exc).__name__
     if not isinstance(exc, exceptions.SmbvolError):
         message = "%s: %s" % (type(exc).__name__, message)
     # VolumeOps already says what to do for some errors: never say it twice.

@@ -9,11 +9,14 @@ and kept structured in JSON and YAML.  Secrets never reach a row.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import enum
+import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from cliff import columns as cliff_columns
+from cliff.formatters import commaseparated
 
 from smbvol.secret import MASK, Credential, Secret
 
@@ -115,3 +118,54 @@ def table(rows: Iterable[Row], columns: Sequence[str]) -> Tuple[Tuple[str, ...],
         values.append(row.error)
         data.append(tuple(values))
     return header, data
+
+
+class CSVFormatter(commaseparated.CSVLister):
+    """cliff's CSV output, readable back by :class:`csv.DictReader`.
+
+    cliff writes with ``escapechar='\\'``, which doubles every backslash of a
+    Windows path although the fields are quoted; here a quote inside a field is
+    doubled (the CSV rule) and a backslash is written as it is.  Only
+    ``--quote none``, where nothing is quoted, needs the escape character.
+    """
+
+    def emit_list(self, column_names, data, stdout, parsed_args) -> None:
+        quoting = self.QUOTE_MODES[parsed_args.quote_mode]
+        writer = csv.writer(stdout, quoting=quoting, lineterminator=os.linesep,
+                            escapechar="\\" if quoting == csv.QUOTE_NONE else None)
+        writer.writerow(column_names)
+        for row in data:
+            writer.writerow([str(c.machine_readable())
+                             if isinstance(c, cliff_columns.FormattableColumn) else c
+                             for c in row])
+
+
+def formatter(name: str, default: Any) -> Any:
+    """The formatter object for ``-f name`` (cliff's, except for CSV)."""
+    if name == "csv":
+        return CSVFormatter()
+    return default
+
+
+#: Formats that print text cells: an empty cell (None) is an empty string in each of them.
+TEXT_FORMATS = ("table", "value", "csv")
+
+
+def for_format(name: str, data: Iterable[Sequence[Any]]) -> List[tuple]:
+    """``data`` for ``-f name``.
+
+    In the text formats every cell reads the same: an empty cell (None, an empty
+    list) is ``''``, and a list or mapping is ``a, b`` / ``k=v`` (never a Python
+    repr); JSON and YAML keep ``null`` and the structure.
+    """
+    if name not in TEXT_FORMATS:
+        return [tuple(row) for row in data]
+    return [tuple(_text_cell(value) for value in row) for row in data]
+
+
+def _text_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, cliff_columns.FormattableColumn):
+        return value.human_readable()
+    return value

@@ -18,15 +18,20 @@ import argparse
 import dataclasses
 import json
 import logging
-from typing import Any, Mapping, Optional, TextIO
+from typing import Any, Callable, Mapping, Optional, TextIO
 
 from smbvol import connection, drivers, exceptions
-from smbvol.cli.errors import UsageError
+from smbvol.cli.errors import FlagError, UsageError
+from smbvol.drivers.smb import SMBVolumeDriver
 from smbvol.secret import Credential, Secret
 
 LOG = logging.getLogger(__name__)
 
 DISK_FORMATS = ("vhd", "vhdx", "vpc")
+#: The connection_info field each volume flag stands for (errors name the flag).
+FLAG_OF_FIELD = {"data.export": "--export", "export": "--export", "--export": "--export",
+                 "data.name": "--name", "data.format": "--format"}
+PasswordFor = Callable[[str], Secret]
 DISK_BUSES = ("scsi", "ide")
 
 
@@ -152,12 +157,32 @@ def connection_info_document(source: str, stdin: TextIO) -> Mapping[str, Any]:
     return doc
 
 
+def flag_error(exc: exceptions.InvalidInput) -> FlagError:
+    """``exc`` (about a connection_info field) as the error of the flag the user typed."""
+    field = str(exc.kwargs.get("field", ""))
+    reason = str(exc.kwargs.get("reason", exc))
+    for name in ("data.export", "data.name", "data.format"):
+        reason = reason.replace(name + " ", FLAG_OF_FIELD[name] + " ")
+    return FlagError(field=FLAG_OF_FIELD.get(field, field), value=exc.kwargs.get("value"),
+                     reason=reason)
+
+
+def _smb_from_flags(data: Mapping[str, Any]) -> connection.SmbConnectionInfo:
+    try:
+        return connection.parse_smb({"driver_volume_type": connection.SMB_DRIVER_TYPE,
+                                     "data": data})
+    except exceptions.InvalidConnectionInfo as exc:
+        raise flag_error(exc) from None
+
+
 def _unmount_only(export: str, name: Optional[str]) -> connection.SmbConnectionInfo:
     """An SMB volume known only by its share (``share unmount --export``)."""
     if name:
-        return connection.parse_smb({"driver_volume_type": connection.SMB_DRIVER_TYPE,
-                                     "data": {"export": export, "name": name}})
-    host, share, subdir = connection.normalise_export(export, field="--export")
+        return _smb_from_flags({"export": export, "name": name})
+    try:
+        host, share, subdir = connection.normalise_export(export, field="--export")
+    except exceptions.InvalidConnectionInfo as exc:
+        raise flag_error(exc) from None
     return connection.SmbConnectionInfo(
         driver_volume_type=connection.SMB_DRIVER_TYPE, host=host, share=share, subdir=subdir,
         export=connection.unc_path(host, share, subdir), disk_name="", format="vhdx",
@@ -165,15 +190,23 @@ def _unmount_only(export: str, name: Optional[str]) -> connection.SmbConnectionI
 
 
 def volume_from_args(args: argparse.Namespace, conf, stdin: TextIO, *,
-                     image: bool = True) -> Volume:
-    """The checked volume of the command line (no password attached yet)."""
+                     image: bool = True, password_for: Optional[PasswordFor] = None) -> Volume:
+    """The checked volume of the command line.
+
+    ``password_for(username)`` gives the share password when a connection_info's
+    ``data.options`` names a user without one; else no password is attached yet.
+    """
     if getattr(args, "connection_info", None):
         if getattr(args, "name", None) or getattr(args, "disk_format", None):
             raise UsageError(reason="--name and --format go with --export, not with "
                                     "--connection-info")
         doc = connection_info_document(args.connection_info, stdin)
         dtype = drivers.driver_type_of(doc)
-        props = drivers.get_driver(dtype, conf).parse(doc)
+        driver = drivers.get_driver(dtype, conf)
+        if isinstance(driver, SMBVolumeDriver) and password_for is not None:
+            props = driver.parse(doc, password_for)
+        else:
+            props = driver.parse(doc)
         return Volume(driver_volume_type=dtype, props=props)
     if not getattr(args, "export", None):
         raise UsageError(reason="give the volume: --export EXPORT %sor --connection-info FILE"
@@ -185,9 +218,7 @@ def volume_from_args(args: argparse.Namespace, conf, stdin: TextIO, *,
     data = {"export": args.export, "name": args.name}
     if args.disk_format:
         data["format"] = args.disk_format
-    props = connection.parse_smb({"driver_volume_type": connection.SMB_DRIVER_TYPE,
-                                  "data": data})
-    return Volume(driver_volume_type=connection.SMB_DRIVER_TYPE, props=props)
+    return Volume(driver_volume_type=connection.SMB_DRIVER_TYPE, props=_smb_from_flags(data))
 
 
 def with_share_credential(volume: Volume, username: str, password: Secret) -> Volume:

@@ -26,11 +26,12 @@ warning every time.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from smbvol import connection, exceptions, results
 from smbvol.drivers.base import VolumeDriver
 from smbvol.envelope import ScriptResult
+from smbvol.secret import Secret
 
 LOG = logging.getLogger(__name__)
 
@@ -43,8 +44,13 @@ class SMBVolumeDriver(VolumeDriver):
     medium = "image"
 
     # -- connection_info ---------------------------------------------------
-    def parse(self, connection_info: Mapping[str, Any]) -> connection.SmbConnectionInfo:
-        return connection.parse_smb(connection_info)
+    def parse(self, connection_info: Mapping[str, Any],
+              password_for: Optional[Callable[[str], Secret]] = None
+              ) -> connection.SmbConnectionInfo:
+        """``connection_info`` checked and typed; ``password_for(user)`` supplies the share
+        password when ``data.options`` names a user without one (see
+        :func:`smbvol.connection.parse_options`)."""
+        return connection.parse_smb(connection_info, password_for)
 
     def volume_id(self, props: connection.SmbConnectionInfo) -> Optional[str]:
         return props.serial or props.volume_id
