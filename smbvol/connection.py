@@ -254,7 +254,7 @@ def _access_mode(field: str, value: Any) -> str:
 
 def _mapping(field: str, value: Any) -> Mapping:
     if not isinstance(value, Mapping):
-        raise _invalid(field, value, "must be a dict")
+        raise _invalid(field, value, "must be a JSON object (a mapping of names to values)")
     return value
 
 

@@ -707,7 +707,7 @@ def test_qos_errors(specs, field, why):
 def test_qos_must_be_a_dict():
     with pytest.raises(InvalidConnectionInfo) as excinfo:
         parse_smb(smb_info(qos_specs="total_iops_sec=5"))
-    assert_error(excinfo, "data.qos_specs", "must be a dict")
+    assert_error(excinfo, "data.qos_specs", "must be a JSON object")
 
 
 # --------------------------------------------------------------------------- iSCSI
