@@ -74,13 +74,11 @@ def load_conf(config_files: Optional[Sequence[str]]) -> cfg.ConfigOpts:
         conf([], project="smbvol", prog="smbvol",
              default_config_files=files if files is not None else None,
              use_env=False)
-        # Read every option now, so a bad value is a usage error before anything runs.
-        for group, options in opts.list_opts():
-            for opt in options:
-                getattr(getattr(conf, group), opt.dest)
     except cfg.Error as exc:
         raise exceptions.ConfigError(option="--config-file", reason=str(exc)) from exc
-    return conf
+    # Read every option now, so a bad value is a usage error before anything runs
+    # (worded "[smbvol] transport: 'ftp' is not one of ..."); unknown keys are warned of.
+    return opts.check_conf(conf)
 
 
 def _override(conf: cfg.ConfigOpts, name: str, value, group: str = opts.SMBVOL_GROUP) -> None:
