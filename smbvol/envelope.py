@@ -6,6 +6,11 @@ where the JSON is ``{"ok": true, "result": {...}, "warnings": [...]}`` or
 "hresult", "native_code", "data"}, "warnings": [...]}``.  :func:`parse` finds it
 whatever surrounds it (warnings, a BOM, CRLF, CLIXML progress records), and
 turns ``ok: false`` into the exception of :mod:`smbvol.exceptions` for its kind.
+
+Every scan is linear in the size of the output (``str.find`` from left to right,
+never a backtracking pattern), so no output — unterminated markers, half a
+CLIXML block, megabytes of noise — can make parsing slow; error excerpts are
+bounded (:data:`EXCERPT_CHARS`) and masked with every known secret.
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ LOG = logging.getLogger(__name__)
 
 BEGIN = "@@SMBVOL-BEGIN@@"
 END = "@@SMBVOL-END@@"
-EXCERPT_CHARS = 2000
+EXCERPT_CHARS = 600
 
-_ENVELOPE_RE = re.compile(re.escape(BEGIN) + r"(.*?)" + re.escape(END), re.S)
 # CLIXML as powershell.exe writes it on stderr (and sometimes stdout) of a remote shell.
-_CLIXML_RE = re.compile(r"#< CLIXML\r?\n?|<Objs\b.*?</Objs>", re.S)
+_CLIXML_HEADER_RE = re.compile(r"#< CLIXML\r?\n?")
+_OBJS_OPEN = "<Objs"
+_OBJS_CLOSE = "</Objs>"
+_CLIXML_STRINGS = ('<S S="Error">', '<S S="Warning">')
 _ERROR_FIELDS = ("kind", "message", "category", "fq_error_id", "hresult", "native_code")
 
 
@@ -51,11 +58,71 @@ def excerpt(text: str, secrets: Optional[Iterable[str]] = None,
     return text
 
 
+def find_envelopes(text: str) -> List[str]:
+    """The bodies between ``BEGIN`` and ``END`` markers, left to right, in linear time.
+
+    A body starts after the last ``BEGIN`` before its ``END`` (so stray markers before
+    a document do not swallow it); an unterminated ``BEGIN`` ends the scan.
+    """
+    bodies: List[str] = []
+    pos = 0
+    while True:
+        begin = text.find(BEGIN, pos)
+        if begin < 0:
+            return bodies
+        end = text.find(END, begin + len(BEGIN))
+        if end < 0:
+            return bodies
+        begin = text.rfind(BEGIN, begin, end)
+        bodies.append(text[begin + len(BEGIN):end])
+        pos = end + len(END)
+
+
+def _tagged_strings(text: str) -> List[str]:
+    """The raw contents of ``<S S="Error">…</S>`` / ``<S S="Warning">…</S>``, linear."""
+    out: List[str] = []
+    pos = 0
+    while True:
+        hits = [(i, tag) for i, tag in ((text.find(t, pos), t) for t in _CLIXML_STRINGS)
+                if i >= 0]
+        if not hits:
+            return out
+        start, tag = min(hits)
+        end = text.find("</S>", start + len(tag))
+        if end < 0:
+            return out
+        out.append(text[start + len(tag):end])
+        pos = end + 4
+
+
+def _is_objs_open(text: str, at: int) -> bool:
+    nxt = text[at + len(_OBJS_OPEN):at + len(_OBJS_OPEN) + 1]
+    return not (nxt.isalnum() or nxt == "_")
+
+
+def _strip_clixml_blocks(text: str) -> str:
+    """``text`` without ``<Objs …>…</Objs>`` blocks (an unterminated one is kept), linear."""
+    parts: List[str] = []
+    pos = 0
+    while True:
+        start = text.find(_OBJS_OPEN, pos)
+        while start >= 0 and not _is_objs_open(text, start):
+            start = text.find(_OBJS_OPEN, start + 1)
+        if start < 0:
+            break
+        end = text.find(_OBJS_CLOSE, start)
+        if end < 0:
+            break
+        parts.append(text[pos:start])
+        pos = end + len(_OBJS_CLOSE)
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
 def clixml_messages(text: str) -> List[str]:
     """The error/warning strings of CLIXML blocks (``<S S="Error">…</S>``), decoded."""
     out = []
-    for m in re.finditer(r'<S S="(?:Error|Warning)">(.*?)</S>', text or "", re.S):
-        s = m.group(1)
+    for s in _tagged_strings(text or ""):
         s = re.sub(r"_x([0-9A-Fa-f]{4})_", lambda g: chr(int(g.group(1), 16)), s)
         s = s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
         s = s.replace("&apos;", "'").replace("&amp;", "&")
@@ -66,7 +133,7 @@ def clixml_messages(text: str) -> List[str]:
 def strip_noise(text: str) -> str:
     """``text`` without BOMs and CLIXML blocks, CRLF folded."""
     text = (text or "").replace("\ufeff", "").replace("\r\n", "\n")
-    return _CLIXML_RE.sub("", text)
+    return _strip_clixml_blocks(_CLIXML_HEADER_RE.sub("", text))
 
 
 def parse(output: str, *, operation: str, host: str = "localhost",
@@ -75,10 +142,10 @@ def parse(output: str, *, operation: str, host: str = "localhost",
     """The result printed in ``output``, or the exception it stands for."""
     secrets = list(secrets or ())
     raw = (output or "").replace("\ufeff", "")
-    found = _ENVELOPE_RE.findall(raw)
+    found = find_envelopes(raw)
     if not found:
         # The markers may have been split by a CLIXML block or CRLF: try without the noise.
-        found = _ENVELOPE_RE.findall(strip_noise(raw))
+        found = find_envelopes(strip_noise(raw))
 
     def _excerpt() -> str:
         both = raw if not stderr else raw + "\n[stderr]\n" + "\n".join(

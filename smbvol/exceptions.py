@@ -10,9 +10,12 @@ Hierarchy::
     ├── ScriptError                     a template could not be rendered (name, option)
     ├── ExecutorError                   talking to the host failed; nothing is known of the script
     │   ├── TransportError *            refused, reset, DNS, TLS
-    │   │   └── CertificateError        the host's TLS certificate is not trusted
+    │   │   ├── CertificateError        the host's TLS certificate is not trusted
+    │   │   └── ResponseUnreadable *    an answer that is not a WSMan message (cut, doubled,
+    │   │                               garbage XML); the script may have run
     │   ├── AuthenticationError         the host refused the credentials (mechanism, user)
-    │   ├── ExecutorTimeout *           no answer within the timeout
+    │   ├── ExecutorTimeout *           no answer within the timeout (names the setting)
+    │   ├── OutputLimitExceeded         the script printed more than max_output_bytes
     │   └── RemoteFault                 a WSMan/PSRP fault (code and reason)
     ├── EnvelopeError                   the script ran but its output cannot be read
     │   ├── NoEnvelope                  no result document in the output
@@ -48,20 +51,31 @@ what a retry policy may retry, with two predicates for the two retry layers:
   only failures to reach the host (:class:`TransportError`: refused, reset,
   DNS, HTTP 502/503/504), never :class:`CertificateError` (retrying cannot fix
   trust), never :class:`ExecutorTimeout` (the script may be running: the
-  operation policy decides) and never a host error.  So the layers do not
+  operation policy decides), never an error raised once the script may have
+  started (``script_may_have_started``: a reset or an unreadable answer after
+  the command was sent — no blind re-run at the connection layer; the
+  operation, which knows idempotency and clean-up, decides) and never a host
+  error.  So the layers do not
   multiply: a timeout costs ``volume_attach_retry_count + 1`` tries, not
   ``(connection_retry_count + 1) * (volume_attach_retry_count + 1)``.
 
 Every class has a ``msg_fmt`` template filled from keyword arguments, so the
 message always names what it is about.  Messages never contain secrets: the
 code that raises them is given names and paths, never passwords, and output
-excerpts are masked before they are attached.
+excerpts are masked before they are attached (the executors mask every error
+of a call once more with every secret they know, :func:`smbvol.secret.mask`).
+Every message has its control, bidi and invisible characters escaped and is
+bounded to about :data:`smbvol.secret.MAX_MESSAGE_CHARS` characters, each
+string value in it to :data:`smbvol.secret.MAX_VALUE_CHARS`
+(:func:`smbvol.secret.safe_text`).
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any, Dict, Optional, Type
+
+from smbvol.secret import MAX_MESSAGE_CHARS, bound, escape_unsafe, safe_text
 
 LOG = logging.getLogger(__name__)
 
@@ -74,13 +88,19 @@ class SmbvolError(Exception):
     def __init__(self, message: Optional[str] = None, **kwargs: Any) -> None:
         self.kwargs = kwargs
         if message is None:
+            shown = {k: safe_text(v, self.value_chars) if isinstance(v, str) else v
+                     for k, v in kwargs.items()}
             try:
-                message = self.msg_fmt % kwargs
+                message = self.msg_fmt % shown
             except (KeyError, TypeError, ValueError):
                 LOG.debug("could not format %s with %s", type(self).__name__, sorted(kwargs))
                 message = self.msg_fmt
+        message = bound(escape_unsafe(str(message)), MAX_MESSAGE_CHARS)
         self.message = message
         super().__init__(message)
+
+    #: Longest string value shown in the message (see :func:`smbvol.secret.safe_text`).
+    value_chars = 300
 
     def __str__(self) -> str:
         return self.message
@@ -131,8 +151,26 @@ class AuthenticationError(ExecutorError):
     msg_fmt = ("%(host)s refused %(auth)s authentication for user %(username)s: %(reason)s")
 
 
+class ResponseUnreadable(TransportError):
+    msg_fmt = ("the answer of %(host)s cannot be read (%(reason)s); the script may have run: "
+               "its outcome is unknown")
+
+
 class ExecutorTimeout(ExecutorError):
-    msg_fmt = "no answer from %(host)s after %(elapsed).1f s (timeout %(timeout)s s)"
+    """``setting`` names the option whose limit fired (``script_timeout``, ``read_timeout``)."""
+
+    msg_fmt = "no answer from %(host)s after %(elapsed).1f s (%(setting)s %(timeout)s s)"
+
+    def __init__(self, message: Optional[str] = None, **kwargs: Any) -> None:
+        kwargs.setdefault("setting", "timeout")
+        self.setting = kwargs["setting"]
+        super().__init__(message, **kwargs)
+
+
+class OutputLimitExceeded(ExecutorError):
+    msg_fmt = ("the script on %(host)s printed more than %(limit)d bytes; it was stopped and "
+               "its outcome is unknown (raise [smbvol] max_output_bytes if this much output "
+               "is expected)")
 
 
 class RemoteFault(ExecutorError):
@@ -142,6 +180,7 @@ class RemoteFault(ExecutorError):
 class EnvelopeError(SmbvolError):
     """The output of a script cannot be read.  ``excerpt`` is bounded and masked."""
 
+    value_chars = 700
     msg_fmt = "cannot read the result of %(operation)s: %(reason)s; output: %(excerpt)s"
 
     def __init__(self, message: Optional[str] = None, **kwargs: Any) -> None:
@@ -278,10 +317,13 @@ def is_transient(exc: BaseException) -> bool:
 def is_connection_failure(exc: BaseException) -> bool:
     """Whether ``exc`` is a failure to reach the host that the connection policy may retry.
 
-    Only :class:`TransportError` (not its :class:`CertificateError`): not
+    Only :class:`TransportError` (not its :class:`CertificateError`) raised before the
+    script may have started (``script_may_have_started`` unset): not
     :class:`ExecutorTimeout`, not :class:`AuthenticationError` or
     :class:`RemoteFault`, not a host error.  A subset of :func:`is_transient`.
     """
+    if getattr(exc, "script_may_have_started", False):
+        return False
     return isinstance(exc, TransportError) and not isinstance(exc, _NEVER_TRANSIENT)
 
 

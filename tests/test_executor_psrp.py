@@ -296,11 +296,15 @@ def test_401_is_an_authentication_error(server):
 
 def test_connection_reset_mid_call_is_a_transport_error(server, executor):
     executor.run(echo_script(), {"SharePath": "x"})
+    starts = len(server.invocations)
     server.inject("Receive", "reset")
     with pytest.raises(exceptions.TransportError) as err:
         executor.run(echo_script(), {"SharePath": "x"})
-    # a failure to reach the host; the executor's own connection policy has retried it
-    assert exceptions.is_connection_failure(err.value)
+    # the script may have run: outcome unknown, and no blind re-run by the connection layer
+    assert err.value.script_may_have_started
+    assert not exceptions.is_connection_failure(err.value)
+    assert exceptions.outcome_unknown(err.value)
+    assert len(server.invocations) == starts + 1
     assert not isinstance(err.value, exceptions.CertificateError)
     # the next call works on the same pool
     assert executor.run(echo_script(), {"SharePath": "z"}).result["echo"]["SharePath"] == "z"
@@ -366,18 +370,21 @@ def test_operation_timeout_stops_the_script(server):
 
     def clock():
         ticks.append(None)
-        return 7.0 * len(ticks)
+        return 1.0 * len(ticks)
 
     ex = make_executor(server, clock=clock, smbvol_script_timeout=30)
     with pytest.raises(exceptions.ExecutorTimeout) as err:
         ex.run(echo_script(), {"SharePath": "x"})
     assert "30" in str(err.value)
     assert exceptions.is_transient(err.value)
-    # the pipeline was stopped on the host (Signal), after several empty receives
-    assert server.count("Signal") == 1
+    # the pipeline was stopped (ctrl_c) and released (terminate) on the host, after
+    # several empty receives
+    assert server.count("Signal") == 2
     assert sum(r.action == "Receive" for r in server.requests) >= 3
-    signal = [r for r in server.requests if r.action == "Signal"][-1]
-    assert "powershell/signal/ctrl_c" in signal.body
+    signals = [r for r in server.requests if r.action == "Signal"]
+    assert "powershell/signal/ctrl_c" in signals[0].body
+    assert "signal/Terminate" in signals[1].body
+    assert not any(shell.commands for shell in server.shells.values())
     # the pool is still usable
     server.execute = echo_host
     ticks.clear()
@@ -389,31 +396,42 @@ def test_retry_then_success(server, caplog):
     """from_conf wires smbvol.retry.connection_policy around each call."""
     sleeps = []
     ex = make_executor(server, sleep=sleeps.append, smbvol_connection_retry_count=2)
-    ex.run(echo_script(), {"SharePath": "warm"})
-    server.reset_counts()
-    server.inject("Command", "reset")
-    server.inject("Receive", "reset")
+    # failures before the command: the pool cannot be created (twice), then it can
+    server.inject("Create", "reset", times=2)
     res = ex.run(echo_script(), {"SharePath": "x"})
     assert res.result["echo"]["SharePath"] == "x"
     assert sleeps == [0.25, 0.25]
     assert "attempt 1 failed (TransportError" in caplog.text
     assert "attempt 2 failed (TransportError" in caplog.text
-    assert server.count("Create") == 0  # the same pool all along
+    assert len(server.invocations) == 1 and server.count("Create") == 1
     ex.close()
 
 
 def test_retries_are_bounded(server):
     sleeps = []
     ex = make_executor(server, sleep=sleeps.append, smbvol_connection_retry_count=2)
-    server.inject("Command", "reset", times=5)
+    server.inject("Create", "reset", times=5)
     with pytest.raises(exceptions.TransportError):
         ex.run(echo_script(), {"SharePath": "x"})
     assert sleeps == [0.25, 0.25]
 
 
+def test_reset_after_the_command_is_not_run_again(server):
+    """The host may have started the script: the connection policy does not re-run it."""
+    sleeps = []
+    ex = make_executor(server, sleep=sleeps.append, smbvol_connection_retry_count=3)
+    ex.run(echo_script(), {"SharePath": "warm"})
+    server.inject("Command", "reset", times=5)
+    with pytest.raises(exceptions.TransportError) as err:
+        ex.run(echo_script(), {"SharePath": "x"})
+    assert sleeps == [] and err.value.script_may_have_started
+    assert exceptions.outcome_unknown(err.value)
+    ex.close()
+
+
 def test_policy_from_smbvol_retry_around_run(server, executor):
     sleeps = []
-    server.inject("Command", "reset")
+    server.inject("Create", "reset")
     policy = retry.connection_policy(make_conf(server, smbvol_connection_retry_count=1),
                                      sleep=sleeps.append)
     res = policy(executor.run, echo_script(), {"SharePath": "y"})

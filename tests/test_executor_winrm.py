@@ -90,7 +90,8 @@ def test_run_with_parameters_uses_a_fixed_command_and_stdin(server):
     (create,) = server.of("Create")
     assert create.options["WINRS_CODEPAGE"] == "65001"
     (command,) = server.of("Command")
-    assert command.command == "powershell.exe"
+    # Windows PowerShell by its full path, never the first powershell.exe on PATH
+    assert command.command == "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe"
     assert command.options["WINRS_SKIP_CMD_SHELL"] == "TRUE"
     assert command.arguments == " ".join(base.POWERSHELL_ARGS)
     encoded = command.arguments.split()[-1]
@@ -327,9 +328,10 @@ def test_operation_timeouts_are_polled_again_until_output(server):
 
 def test_script_timeout_is_executor_timeout_and_command_stopped(server):
     server.inject("Receive", *[winrm_server.operation_timeout() for _ in range(50)])
-    ex = WinRMExecutor(options(), clock=Clock(step=10.0))
+    ex = WinRMExecutor(options(), clock=Clock(step=2.0))
     with pytest.raises(exceptions.ExecutorTimeout) as err:
         ex.run(script(), params(), timeout=45)
+    assert err.value.setting == "script_timeout"
     assert err.value.kwargs["elapsed"] >= 45 and err.value.kwargs["timeout"] == 45
     assert 2 <= len(server.of("Receive")) < 10
     assert server.of("Signal") and server.open_shells == []
@@ -337,8 +339,10 @@ def test_script_timeout_is_executor_timeout_and_command_stopped(server):
 
 def test_read_timeout_is_executor_timeout(server):
     server.inject("Receive", requests.exceptions.ReadTimeout("read timed out"))
-    with pytest.raises(exceptions.ExecutorTimeout):
+    with pytest.raises(exceptions.ExecutorTimeout) as err:
         WinRMExecutor(options()).run(script(), params())
+    # the setting that fired is named: one request's read_timeout, not script_timeout
+    assert err.value.setting == "read_timeout" and "read_timeout" in str(err.value)
     assert server.open_shells == []
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Mapping, Optional
+from typing import Iterator, Mapping, Optional
 
 from smbvol import exceptions
 from smbvol.secret import Secret
@@ -181,3 +181,61 @@ class RemoteOptions:
                 % (self.endpoint, self.auth, self.username,
                    "'***'" if self.password else None, self.cert_validation,
                    self.message_encryption))
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen = set()
+    todo = [exc]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo.extend(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))
+        for attr in ("reason", "__cause__", "__context__"):
+            nxt = getattr(e, attr, None)
+            if isinstance(nxt, BaseException):
+                todo.append(nxt)
+
+
+def describe_connection_error(exc: BaseException) -> str:
+    """``connection refused`` / ``connection reset`` / ``cannot resolve`` / the error.
+
+    The words of every remote executor for a failure to reach the host, whatever
+    the library (pywinrm, pypsrp) and however urllib3 wrapped it.
+    """
+    chain = list(_chain(exc))
+    text = " ".join(str(e) for e in chain).lower()
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in text:
+        return "connection refused: is WinRM listening on that port?"
+    if any(isinstance(e, ConnectionResetError) for e in chain) or "reset" in text:
+        return "connection reset by the host or the network"
+    if any(s in text for s in ("name or service not known", "nodename nor servname",
+                               "getaddrinfo", "name resolution", "failed to resolve",
+                               "no address associated")):
+        return "cannot resolve the host name"
+    if any(isinstance(e, (ConnectionAbortedError, BrokenPipeError)) for e in chain):
+        return "connection aborted"
+    if any(s in text for s in ("incompleteread", "connection broken", "ended prematurely",
+                               "remote end closed")):
+        return "the connection broke in the middle of an answer"
+    if any(isinstance(e, TimeoutError) for e in chain) or "timed out" in text:
+        return "no connection within the timeout (the host or a firewall drops packets?)"
+    # Not urllib3's pool text ("HTTPConnectionPool(...) Max retries exceeded"): the kind.
+    return "connection failed (%s)" % type(chain[-1]).__name__
+
+
+#: What :func:`describe_connection_error` says when no byte of the request left.
+NOT_SENT = ("connection refused", "cannot resolve")
+
+
+def connection_failure(host: str, exc: BaseException, endpoint: str,
+                       mask_text) -> "exceptions.TransportError":
+    """The :class:`TransportError` for a failure to reach ``endpoint`` (same words for
+    every transport).  ``request_not_sent`` is set when the connection was never made
+    (refused, unresolvable), so a retry is safe even after the command was due."""
+    words = describe_connection_error(exc)
+    err = exceptions.TransportError(host=host, reason=mask_text("%s (%s)" % (words, endpoint)))
+    err.request_not_sent = words.startswith(NOT_SENT)
+    return err

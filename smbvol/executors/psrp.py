@@ -23,15 +23,29 @@ idle timeout, WinRM restart, broken pool), the failure happens before the
 pipeline is created, so the pool is reopened once, transparently, and the
 call goes on; a pool that dies while a script runs is discarded and the error
 raised (the script may have run).
+
+Under faults: every request of a call is bounded by the call's one deadline
+(:mod:`smbvol.executors._deadline`; pypsrp's own Receive retries never run, a
+dripped answer is cut at the deadline); after any failure once the pipeline
+exists it is stopped and released (Signal terminate) with a short clean-up
+budget, so no pipeline is left running or open on the host; an answer that is
+not a WSMan message (cut, doubled, garbage XML) is
+:class:`~smbvol.exceptions.ResponseUnreadable`; output beyond
+``max_output_bytes`` stops the pipeline (:class:`~smbvol.exceptions.OutputLimitExceeded`).
+Connection failures are described in the same words as over WinRM
+(:func:`smbvol.executors._http.describe_connection_error`).
 """
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import logging
 import math
+import struct
 import threading
 import time
+import xml.etree.ElementTree as ET
 from typing import Any, Callable, Iterator, List, Mapping, Optional
 
 import requests
@@ -39,10 +53,12 @@ from pypsrp import exceptions as psrp_exc
 from pypsrp.complex_objects import PSCredential, PSInvocationState, RunspacePoolState
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import TaggedValue
+from pypsrp.shell import SignalCode
 from pypsrp.wsman import WSMan
 
 from smbvol import exceptions
-from smbvol.executors._http import RemoteOptions
+from smbvol.executors._deadline import DEFAULT_MAX_OUTPUT, CallBudget, SessionGuard, cleanup_budget
+from smbvol.executors._http import RemoteOptions, connection_failure
 from smbvol.executors.base import Executor, RawOutput
 from smbvol.retry import connection_policy
 from smbvol.scripts import Script
@@ -66,10 +82,10 @@ class PSRPExecutor(Executor):
     kind = "psrp"
 
     def __init__(self, options: RemoteOptions, retry: Optional[Callable[..., Any]] = None,
-                 clock: Optional[Clock] = None) -> None:
+                 clock: Optional[Clock] = None, max_output: int = DEFAULT_MAX_OUTPUT) -> None:
         options = options.validate()
         super().__init__(host=options.host, default_timeout=float(options.script_timeout),
-                         retry=retry)
+                         retry=retry, max_output=max_output)
         self.options = options
         if options.auth == "credssp":
             try:
@@ -82,6 +98,7 @@ class PSRPExecutor(Executor):
         self._lock = threading.Lock()
         self._wsman: Optional[WSMan] = None
         self._pool: Optional[RunspacePool] = None
+        self._guard = SessionGuard(options.host, options.read_timeout)
         #: How many pools this executor opened (1 while the first one lives).
         self.pools_opened = 0
 
@@ -97,7 +114,11 @@ class PSRPExecutor(Executor):
         """
         options = RemoteOptions.from_conf(conf, host=host, password=password)
         policy = connection_policy(conf, sleep=sleep, what="PSRP call to %s" % options.host)
-        return cls(options, retry=policy, clock=clock)
+        return cls(options, retry=policy, clock=clock,
+                   max_output=int(getattr(conf.smbvol, "max_output_bytes", DEFAULT_MAX_OUTPUT)))
+
+    def known_secrets(self) -> List[str]:
+        return list(iter_secrets(self.options.password))
 
     # -- connection ----------------------------------------------------------
     def _new_wsman(self) -> WSMan:
@@ -114,7 +135,7 @@ class PSRPExecutor(Executor):
             kwargs.update(certificate_pem=o.certificate_pem,
                           certificate_key_pem=o.certificate_key_pem)
         try:
-            return WSMan(
+            wsman = WSMan(
                 o.host, port=o.port, ssl=o.ssl, path="wsman", auth=o.auth,
                 username=o.username,
                 password=o.password.reveal() if o.password is not None else None,
@@ -125,6 +146,21 @@ class PSRPExecutor(Executor):
         except ValueError as exc:
             raise exceptions.ConfigError(option="smbvol.auth",
                                          reason=self._mask(str(exc))) from None
+        self._guard_transport(wsman)
+        return wsman
+
+    def _guard_transport(self, wsman: WSMan) -> None:
+        """Put the call deadline under the session pypsrp builds (lazily) for ``wsman``."""
+        transport = wsman.transport
+        build = transport._build_session
+        guard = self._guard
+
+        def build_guarded() -> requests.Session:
+            return guard.install(build())
+
+        transport._build_session = build_guarded
+        if transport.session is not None:
+            guard.install(transport.session)
 
     def _open_pool(self) -> RunspacePool:
         """Create the shell (RunspacePool) on the host: Create + Receive."""
@@ -161,7 +197,7 @@ class PSRPExecutor(Executor):
 
     def close(self) -> None:
         """Delete the RunspacePool on the host (one Delete request) and close the session."""
-        with self._lock:
+        with self._lock, self._guard.active(self._cleanup_budget()):
             try:
                 with self.translate_errors(float(self.options.operation_timeout)):
                     pool, self._pool = self._pool, None
@@ -177,17 +213,39 @@ class PSRPExecutor(Executor):
     # -- one script ------------------------------------------------------------
     def handle(self, script: Script, parameters: Mapping[str, Any],
                timeout: float) -> RawOutput:
-        with self._lock:
-            start = self._clock()
-            ps = self._start(script, parameters)
+        budget = self.call_budget(timeout)
+        with self._lock, self._guard.active(budget):
+            created: List[PowerShell] = []
             try:
-                return self._collect(ps, timeout, start)
+                ps = self._start(script, parameters, budget, created)
+                return self._collect(ps, timeout, budget)
             except BaseException:
+                if created and budget.script_started:
+                    self._release(created[-1])
                 if self._pool is not None and self._pool.state != RunspacePoolState.OPENED:
-                    self._discard_pool()
+                    with self._guard.active(self._cleanup_budget()):
+                        self._discard_pool()
                 raise
 
-    def _start(self, script: Script, parameters: Mapping[str, Any]) -> PowerShell:
+    def _cleanup_budget(self) -> CallBudget:
+        return cleanup_budget(self.options.operation_timeout)
+
+    def _release(self, ps: PowerShell) -> None:
+        """Stop (if running) and close the pipeline on the host, best effort, briefly."""
+        with self._guard.active(self._cleanup_budget()):
+            if ps.state == PSInvocationState.RUNNING:
+                self._stop(ps)
+            try:
+                ps.runspace_pool.shell.signal(SignalCode.TERMINATE,
+                                              command_id=getattr(ps, "_command_id", None)
+                                              or str(ps.id).upper())
+            except Exception as exc:  # the first error matters more
+                LOG.debug("releasing the pipeline on %s failed: %s: %s", self.host,
+                          type(exc).__name__, self._mask(str(exc)))
+            ps.runspace_pool.pipelines.pop(ps.id, None)
+
+    def _start(self, script: Script, parameters: Mapping[str, Any],
+               budget: CallBudget, created: List[PowerShell]) -> PowerShell:
         """Create the pipeline on the host; reopen the pool once if it is gone."""
         secrets = any(_has_secret(v) for v in parameters.values())
         for attempt in (1, 2):
@@ -196,13 +254,19 @@ class PSRPExecutor(Executor):
                 if secrets:
                     pool.exchange_keys()  # once per pool: Send + Receive
                 ps = PowerShell(pool)
-                ps.add_script(script.text)
+                # a local scope: the script's variables, parameters (credentials) and
+                # helper functions end with the pipeline, not in the pooled runspace
+                ps.add_script(script.text, use_local_scope=True)
                 for name, value in parameters.items():
                     ps.add_parameter(name, _psrp_value(value))
+                budget.script_started = True  # from here on the script may run
+                created.append(ps)
                 ps.begin_invoke()  # Command: the CreatePipeline message
                 return ps
             except Exception as exc:
                 dead = _pool_is_gone(pool, exc)
+                if dead:
+                    budget.script_started = False  # the host had no pool: nothing ran
                 if dead:
                     pool.state = RunspacePoolState.CLOSED  # nothing to delete on the host
                 if dead or pool.state != RunspacePoolState.OPENED:
@@ -214,16 +278,23 @@ class PSRPExecutor(Executor):
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _collect(self, ps: PowerShell, timeout: float, start: float) -> RawOutput:
-        """Receive until the pipeline ends (or the timeout), then release it."""
+    def _collect(self, ps: PowerShell, timeout: float, budget: CallBudget) -> RawOutput:
+        """Receive until the pipeline ends (or the deadline, or the output cap), then
+        release it."""
         op_timeout = int(self.options.operation_timeout)
+        size = counted = 0
         while ps.state == PSInvocationState.RUNNING:
-            remaining = timeout - (self._clock() - start)
+            remaining = budget.remaining()
             if remaining <= 0:
-                self._stop(ps)
-                raise exceptions.ExecutorTimeout(host=self.host, timeout=timeout,
-                                                 elapsed=self._clock() - start)
+                LOG.warning("script on %s did not finish within %s s; stopping it",
+                            self.host, timeout)
+                raise budget.timeout_error(self.host)
             ps.poll_invoke(timeout=max(1, min(op_timeout, int(math.ceil(remaining)))))
+            for item in ps.output[counted:]:
+                size += len(item) if isinstance(item, str) else len(str(item))
+            counted = len(ps.output)
+            if size > self.max_output:
+                raise exceptions.OutputLimitExceeded(host=self.host, limit=self.max_output)
         try:
             ps.close()  # Signal terminate: the host frees the pipeline
         except Exception as exc:
@@ -258,6 +329,11 @@ class PSRPExecutor(Executor):
     def _mask(self, text: str) -> str:
         return mask(text, iter_secrets(self.options.password))
 
+    def _unreadable(self, exc: BaseException) -> exceptions.ResponseUnreadable:
+        return exceptions.ResponseUnreadable(
+            host=self.host, reason="%s from %s is not a WSMan/PSRP message (%s)"
+            % ("the answer", self.options.endpoint, type(exc).__name__))
+
     @contextlib.contextmanager
     def translate_errors(self, timeout: float) -> Iterator[None]:
         """pypsrp / requests / spnego exceptions → smbvol's."""
@@ -281,14 +357,17 @@ class PSRPExecutor(Executor):
                                          reason=self._mask(str(exc.reason or exc))) from None
         except psrp_exc.WinRMTransportError as exc:
             status = exc.code
-            body = self._mask((exc.response_text or "").strip())[:300]
+            body = " ".join(self._mask(exc.response_text or "").split())[:300]
             if status in (502, 503, 504):
                 raise exceptions.TransportError(
-                    host=self.host, reason="HTTP %s from %s: %s"
-                    % (status, o.endpoint, body or "no body")) from None
+                    host=self.host, reason="HTTP %s from %s: the WinRM service (or a proxy) "
+                    "is unavailable" % (status, o.endpoint)) from None
             raise exceptions.RemoteFault(
-                host=self.host, code="HTTP %s" % status,
-                reason=body or "no WSMan fault in the answer") from None
+                host=self.host, code="HTTP %s" % status, http_status=status,
+                reason="unexpected answer from %s without a WSMan fault%s"
+                % (o.endpoint, (": " + body) if body else "")) from None
+        except (ET.ParseError, binascii.Error, struct.error, UnicodeDecodeError) as exc:
+            raise self._unreadable(exc) from None
         except (psrp_exc.InvalidPSRPOperation, psrp_exc.InvalidRunspacePoolStateError,
                 psrp_exc.InvalidPipelineStateError, psrp_exc.FragmentError,
                 psrp_exc.SerializationError) as exc:
@@ -299,12 +378,16 @@ class PSRPExecutor(Executor):
             if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
                 raise exceptions.CertificateError(host=self.host, reason=text) from None
             raise exceptions.TransportError(host=self.host, reason="TLS: " + text) from None
-        except requests.exceptions.ConnectTimeout as exc:
-            raise exceptions.TransportError(host=self.host, reason="connection timed out: %s"
-                                            % self._mask(str(exc))) from None
+        except requests.exceptions.ConnectTimeout:
+            raise exceptions.TransportError(
+                host=self.host, reason="no connection to %s within %s s"
+                % (o.endpoint, o.read_timeout)) from None
         except requests.exceptions.ReadTimeout:
-            raise exceptions.ExecutorTimeout(host=self.host, timeout=timeout,
-                                             elapsed=self._clock() - start) from None
+            raise exceptions.ExecutorTimeout(host=self.host, timeout=o.read_timeout,
+                                             elapsed=self._clock() - start,
+                                             setting="read_timeout") from None
+        except (requests.exceptions.ConnectionError, OSError) as exc:
+            raise connection_failure(self.host, exc, o.endpoint, self._mask) from None
         except requests.exceptions.RequestException as exc:
             raise exceptions.TransportError(host=self.host,
                                             reason=self._mask(str(exc))) from None
@@ -316,7 +399,11 @@ class PSRPExecutor(Executor):
                 raise exceptions.AuthenticationError(host=self.host, auth=o.auth,
                                                      username=o.username or "(none)",
                                                      reason=self._mask(str(exc))) from None
-            raise
+            # Anything else pypsrp raised reading an answer it did not expect (a missing
+            # element, a wrong type): the answer is unreadable and the outcome unknown.
+            LOG.debug("unexpected %s from pypsrp for %s", type(exc).__name__, self.host,
+                      exc_info=True)
+            raise self._unreadable(exc) from None
 
     def __repr__(self) -> str:
         return "<PSRPExecutor %s auth=%s user=%s>" % (self.options.endpoint, self.options.auth,

@@ -4,7 +4,10 @@ For each script the host sees, over WS-Management (HTTPS port 5986 by default):
 
 1. *Create* — a ``cmd`` shell resource with code page 65001 (UTF-8) and no
    user profile;
-2. *Command* — ``powershell.exe`` with the fixed arguments of
+2. *Command* — Windows PowerShell (``C:\\Windows\\System32\\WindowsPowerShell\\
+   v1.0\\powershell.exe``, as the shell starts it without ``cmd.exe`` and so
+   expands no ``%SystemRoot%``; never a ``powershell.exe`` found on PATH; or
+   ``[smbvol] powershell_path`` when set to something else) with the fixed arguments of
    :data:`smbvol.executors.base.POWERSHELL_ARGS` and ``WINRS_SKIP_CMD_SHELL``:
    no ``cmd.exe`` in between, no value and no secret on the command line (the
    host's process-creation audit log records it), and no 8191-character limit;
@@ -14,7 +17,15 @@ For each script the host sees, over WS-Management (HTTPS port 5986 by default):
 4. *Receive* — standard output and error until the command is done; WSMan
    operation timeouts are expected while the script runs and polled again
    until ``script_timeout`` (then :class:`~smbvol.exceptions.ExecutorTimeout`);
-5. *Signal* (terminate) and *Delete* — always, even after a failure.
+5. *Signal* (terminate) and *Delete* — always, even after a failure (with a
+   short clean-up budget of their own when the call's deadline has passed).
+
+Every request of a call is bounded by the call's one deadline
+(:mod:`smbvol.executors._deadline`): a slow, silent or dripping host ends in
+:class:`~smbvol.exceptions.ExecutorTimeout` at ``script_timeout``; output beyond
+``max_output_bytes`` ends in :class:`~smbvol.exceptions.OutputLimitExceeded`;
+a failure once the command was sent is flagged ``script_may_have_started`` (no
+blind re-run by the connection policy).
 
 Authentication: ``ntlm`` (default, NTLM in an HTTP ``Negotiate`` header),
 ``kerberos`` and ``credssp`` (if pywinrm's extras are installed),
@@ -38,8 +49,10 @@ HTTP 502/503/504 without a WSMan fault        TransportError (transient)
 HTTP 500 (or other status) without a fault    RemoteFault ``HTTP 500``: the service took
                                               the request, so it is not retried blindly
 WSMan fault (``s:Fault``)                     RemoteFault with the WSManFault code
-operation timeout outside Receive, read       ExecutorTimeout (with the elapsed time)
-timeout, ``script_timeout`` exceeded
+operation timeout outside Receive, read       ExecutorTimeout (with the elapsed time and
+timeout, ``script_timeout`` exceeded          the setting that fired)
+an answer that is not XML (cut, doubled,      ResponseUnreadable (outcome unknown)
+garbage)
 ============================================  ===========================================
 """
 
@@ -57,8 +70,15 @@ from winrm import protocol as winrm_protocol
 from winrm import transport as winrm_transport
 
 from smbvol import exceptions
-from smbvol.executors._http import RemoteOptions
-from smbvol.executors.base import POWERSHELL_ARGS, Executor, RawOutput, encode_payload
+from smbvol.executors._deadline import DEFAULT_MAX_OUTPUT, CallBudget, SessionGuard, cleanup_budget
+from smbvol.executors._http import RemoteOptions, connection_failure
+from smbvol.executors.base import (
+    POWERSHELL_ARGS,
+    Executor,
+    RawOutput,
+    encode_payload,
+    windows_powershell,
+)
 from smbvol.retry import connection_policy
 from smbvol.scripts import Script
 from smbvol.secret import Secret, mask
@@ -74,8 +94,10 @@ except ImportError:  # pragma: no cover - pyspnego comes with requests-ntlm
 #: smbvol ``auth`` → pywinrm ``transport``.
 PYWINRM_AUTH = {"ntlm": "ntlm", "kerberos": "kerberos", "credssp": "credssp",
                 "certificate": "certificate", "basic": "basic"}
-#: The remote program (found on the host's PATH, no cmd.exe).
-POWERSHELL = "powershell.exe"
+#: The remote program: Windows PowerShell by its full path (no cmd.exe, so no
+#: %SystemRoot% expansion; the system directory of every Hyper-V host we support).
+POWERSHELL = windows_powershell("powershell.exe", {"SystemRoot": "C:\\Windows"},
+                                is_32bit_process=False)
 #: Code page of the remote shell: UTF-8.
 CODEPAGE = 65001
 #: Payload bytes per Send request (base64 makes ~44 KiB of the 150 KiB envelope).
@@ -93,16 +115,20 @@ class WinRMExecutor(Executor):
     def __init__(self, options: RemoteOptions, password: Optional[Secret] = None,
                  retry: Optional[Callable[..., Any]] = None,
                  clock: Callable[[], float] = time.monotonic,
-                 chunk_size: int = SEND_CHUNK) -> None:
+                 chunk_size: int = SEND_CHUNK, powershell_path: str = "powershell.exe",
+                 max_output: int = DEFAULT_MAX_OUTPUT) -> None:
         if password is not None and not isinstance(password, Secret):
             password = Secret(password)
         options = options.with_password(password).validate()
         _check_pywinrm_support(options)
         super().__init__(host=options.host, default_timeout=float(options.script_timeout),
-                         retry=retry)
+                         retry=retry, max_output=max_output)
         self.options = options
         self.chunk_size = max(1, int(chunk_size))
         self._clock = clock
+        #: The program the remote shell starts (see :data:`POWERSHELL`).
+        self.program = (POWERSHELL if powershell_path.strip().lower() in
+                        ("", "powershell.exe", "powershell") else powershell_path)
 
     @classmethod
     def from_conf(cls, conf, host: Optional[str] = None, password: Optional[Secret] = None,
@@ -114,38 +140,47 @@ class WinRMExecutor(Executor):
         """
         options = RemoteOptions.from_conf(conf, host=host, password=password)
         retry = connection_policy(conf, sleep=sleep, what="WinRM call to %s" % options.host)
-        return cls(options, retry=retry)
+        return cls(options, retry=retry, powershell_path=conf.smbvol.powershell_path,
+                   max_output=int(getattr(conf.smbvol, "max_output_bytes", DEFAULT_MAX_OUTPUT)))
+
+    def known_secrets(self) -> List[str]:
+        return [self.options.password.reveal()] if self.options.password else []
 
     # -- the one method ---------------------------------------------------------
     def handle(self, script: Script, parameters: Mapping[str, Any],
                timeout: float) -> RawOutput:
         self.options.log_insecure(LOG)
         payload = encode_payload(script.text, parameters).encode("utf-8")
-        start = self._clock()
+        budget = self.call_budget(timeout)
+        guard = SessionGuard(self.host, self.options.read_timeout)
         protocol = self._protocol()
+        build = protocol.transport.build_session
+        protocol.transport.build_session = lambda: guard.install(build())
         try:
-            return self._run_in_shell(protocol, payload, start, timeout)
+            with guard.active(budget):
+                return self._run_in_shell(protocol, payload, budget, timeout, guard)
         finally:
             protocol.transport.close_session()
 
-    def _run_in_shell(self, protocol: winrm_protocol.Protocol, payload: bytes, start: float,
-                      timeout: float) -> RawOutput:
+    def _run_in_shell(self, protocol: winrm_protocol.Protocol, payload: bytes,
+                      budget: CallBudget, timeout: float, guard: SessionGuard) -> RawOutput:
         shell_id = protocol.open_shell(codepage=CODEPAGE, noprofile=True)
         failed = True
         try:
-            command_id = protocol.run_command(shell_id, POWERSHELL, list(POWERSHELL_ARGS),
+            budget.script_started = True  # from the Command on the script may run
+            command_id = protocol.run_command(shell_id, self.program, list(POWERSHELL_ARGS),
                                               console_mode_stdin=False, skip_cmd_shell=True)
             try:
                 for chunk, last in _chunks(payload, self.chunk_size):
                     protocol.send_command_input(shell_id, command_id, chunk, end=last)
                 stdout, stderr, exit_code = self._receive(protocol, shell_id, command_id,
-                                                          start, timeout)
+                                                          budget, timeout)
                 failed = False
             finally:
-                self._cleanup("stop the command", failed, protocol.cleanup_command,
+                self._cleanup("stop the command", failed, guard, protocol.cleanup_command,
                               shell_id, command_id)
         finally:
-            self._cleanup("close the shell", failed, protocol.close_shell, shell_id)
+            self._cleanup("close the shell", failed, guard, protocol.close_shell, shell_id)
         return RawOutput(stdout=stdout.decode("utf-8", errors="replace"),
                          stderr=stderr.decode("utf-8", errors="replace"),
                          exit_code=exit_code)
@@ -168,9 +203,10 @@ class WinRMExecutor(Executor):
         )
 
     def _receive(self, protocol: winrm_protocol.Protocol, shell_id: str, command_id: str,
-                 start: float, timeout: float) -> Tuple[bytes, bytes, int]:
+                 budget: CallBudget, timeout: float) -> Tuple[bytes, bytes, int]:
         stdout: List[bytes] = []
         stderr: List[bytes] = []
+        size = 0
         while True:
             try:
                 out, err, exit_code, done = protocol.get_command_output_raw(shell_id,
@@ -180,18 +216,27 @@ class WinRMExecutor(Executor):
             else:
                 stdout.append(out)
                 stderr.append(err)
+                size += len(out) + len(err)
+                if size > self.max_output:
+                    raise exceptions.OutputLimitExceeded(host=self.host, limit=self.max_output)
             if done:
                 return b"".join(stdout), b"".join(stderr), exit_code
-            elapsed = self._clock() - start
-            if elapsed >= timeout:
+            if budget.expired():
                 LOG.warning("script on %s did not finish within %s s; stopping it",
                             self.host, timeout)
-                raise exceptions.ExecutorTimeout(host=self.host, elapsed=elapsed,
-                                                 timeout=timeout)
+                raise budget.timeout_error(self.host)
 
-    def _cleanup(self, what: str, failed: bool, call: Callable[..., Any], *args: str) -> None:
+    def _cleanup(self, what: str, failed: bool, guard: SessionGuard,
+                 call: Callable[..., Any], *args: str) -> None:
+        budget = guard.budget
+        if budget is not None and (failed or budget.expired()):
+            budget = cleanup_budget(self.options.operation_timeout)
         try:
-            call(*args)
+            if budget is None:
+                call(*args)
+            else:
+                with guard.active(budget):
+                    call(*args)
         except Exception as exc:  # the result (or the first error) matters more
             log = LOG.debug if failed else LOG.warning
             log("could not %s on %s: %s: %s", what, self.host, type(exc).__name__,
@@ -217,7 +262,8 @@ class WinRMExecutor(Executor):
             raise
         except winrm_exc.WinRMOperationTimeoutError:
             raise exceptions.ExecutorTimeout(host=self.host, elapsed=self._clock() - start,
-                                             timeout=timeout) from None
+                                             timeout=o.operation_timeout,
+                                             setting="operation_timeout") from None
         except (winrm_exc.AuthenticationError, PermissionError, _SpnegoError) as exc:
             raise exceptions.AuthenticationError(
                 host=self.host, auth=o.auth, username=o.username or "(default credentials)",
@@ -257,17 +303,17 @@ class WinRMExecutor(Executor):
                 % (o.endpoint, o.read_timeout)) from None
         except requests.exceptions.ReadTimeout:
             raise exceptions.ExecutorTimeout(host=self.host, elapsed=self._clock() - start,
-                                             timeout=o.read_timeout) from None
+                                             timeout=o.read_timeout,
+                                             setting="read_timeout") from None
         except (requests.exceptions.ConnectionError, OSError) as exc:
-            raise exceptions.TransportError(
-                host=self.host, reason=self._mask("%s (%s)" % (
-                    describe_connection_error(exc), o.endpoint))) from None
+            raise connection_failure(self.host, exc, o.endpoint, self._mask) from None
         except requests.exceptions.RequestException as exc:
             raise exceptions.TransportError(host=self.host, reason=reason(exc)) from None
-        except (ET.ParseError, StopIteration) as exc:
-            raise exceptions.RemoteFault(
-                host=self.host, code="invalid-response",
-                reason="the answer of %s is not the expected WSMan message (%s)"
+        except (ET.ParseError, StopIteration, AttributeError, IndexError, KeyError, TypeError,
+                ValueError, UnicodeDecodeError) as exc:
+            # pywinrm reading an answer it did not expect (not XML, a missing element).
+            raise exceptions.ResponseUnreadable(
+                host=self.host, reason="the answer from %s is not a WSMan message (%s)"
                 % (o.endpoint, type(exc).__name__)) from None
 
     def __repr__(self) -> str:
@@ -303,36 +349,3 @@ def _is_certificate_failure(text: str) -> bool:
     return any(s in text for s in ("certificate verify failed", "certificate_verify_failed",
                                    "hostname mismatch", "doesn't match", "self signed",
                                    "self-signed", "unable to get local issuer"))
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen = set()
-    todo = [exc]
-    while todo:
-        e = todo.pop()
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
-        yield e
-        todo.extend(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))
-        for attr in ("reason", "__cause__", "__context__"):
-            nxt = getattr(e, attr, None)
-            if isinstance(nxt, BaseException):
-                todo.append(nxt)
-
-
-def describe_connection_error(exc: BaseException) -> str:
-    """``connection refused`` / ``connection reset`` / ``cannot resolve`` / the error."""
-    chain = list(_chain(exc))
-    text = " ".join(str(e) for e in chain).lower()
-    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in text:
-        return "connection refused: is WinRM listening on that port?"
-    if any(isinstance(e, ConnectionResetError) for e in chain) or "reset" in text:
-        return "connection reset by the host or the network"
-    if any(s in text for s in ("name or service not known", "nodename nor servname",
-                               "getaddrinfo", "name resolution", "failed to resolve",
-                               "no address associated")):
-        return "cannot resolve the host name"
-    if any(isinstance(e, (ConnectionAbortedError, BrokenPipeError)) for e in chain):
-        return "connection aborted"
-    return "connection failed: %s" % (str(exc) or type(exc).__name__)
