@@ -49,6 +49,14 @@ PS_TYPES = {
     "securestring": "[System.Security.SecureString]",
 }
 SECRET_TYPES = ("credential", "credentials", "securestring")
+#: The binder attributes a required parameter of each type carries, so that an empty value
+#: reaches the script's checks instead of failing the binding.
+ALLOW_EMPTY = {
+    "string": "[AllowEmptyString()]",
+    "strings": "[AllowEmptyCollection()][AllowEmptyString()][AllowNull()]",
+    "ints": "[AllowEmptyCollection()]",
+    "credentials": "[AllowEmptyCollection()][AllowNull()]",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +79,11 @@ class Param:
     def declaration(self) -> str:
         ps_type = PS_TYPES[self.type]
         if self.required:
-            return "[Parameter(Mandatory = $true)]%s$%s" % (ps_type, self.name)
+            # Mandatory alone makes the binder refuse '', @() and null elements before the
+            # script's try: the caller would get no result document. The Allow* attributes let
+            # such values through to the script's own checks (invalid_parameters, by field).
+            return "[Parameter(Mandatory = $true)]%s%s$%s" % (
+                ALLOW_EMPTY.get(self.type, ""), ps_type, self.name)
         default = self.default if self.default is not None else "$null"
         return "%s$%s = %s" % (ps_type, self.name, default)
 

@@ -530,6 +530,8 @@ def test_portal_and_login_failures_are_classified(function):
     calls = [n for n in _walk(body) if (n.type == "command" and (
         pscheck._command_parts(src, n)[0] or "").lower().startswith("iscsi\\")
         and "Remove-IscsiTargetPortal" not in src.node_text(n))
+        or (n.type == "command"
+            and pscheck._command_parts(src, n)[0] == "Invoke-SmbvolCimMethod")
         or (n.type == "invokation_expression" and ".InvokeMethod(" in src.node_text(n))]
     assert calls, function
     for call in calls:

@@ -1,0 +1,127 @@
+"""Host-side defects proven in a real PowerShell engine (PowerShell 7 on this machine).
+
+Each test runs rendered template text, byte for byte what the executors send, in a fresh
+``pwsh`` process: parameters that must reach the envelope's ``try``, the envelope's JSON
+escaping, and the scheduled-task runner's own text.  There are no Hyper-V, SmbShare, Storage
+or iSCSI modules here and .NET's Windows-only APIs throw, so each test stops where the script
+would first need Windows, and asserts only on what comes before.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import tempfile
+from typing import List, Tuple
+
+import pytest
+
+from smbvol import exceptions, scripts
+from smbvol.executors.local import LocalExecutor
+from tests.engine.locate import pwsh_or_skip
+
+#: A share host that needs no name resolution and is never this host (TEST-NET-1).
+SHARE = "\\\\192.0.2.1\\vols"
+
+
+@pytest.fixture(scope="module")
+def engine() -> str:
+    return pwsh_or_skip()
+
+
+def _run_text(engine: str, text: str, args: Tuple[str, ...] = (),
+              timeout: float = 60) -> "subprocess.CompletedProcess[bytes]":
+    """Runs ``text`` as a script file in a fresh engine process."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "script.ps1")
+        with open(path, "w", encoding="utf-8-sig") as handle:
+            handle.write(text)
+        return subprocess.run(
+            [engine, "-NoLogo", "-NoProfile", "-NonInteractive", "-File", path] + list(args),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            timeout=timeout, check=False)
+
+
+def _run_encoded(engine: str, text: str, timeout: float = 60):
+    """Runs ``text`` with -EncodedCommand (UTF-16LE, base64), as the scheduled task does."""
+    encoded = base64.b64encode(text.encode("utf-16-le")).decode("ascii")
+    return subprocess.run(
+        [engine, "-NoLogo", "-NoProfile", "-NonInteractive", "-EncodedCommand", encoded],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        timeout=timeout, check=False)
+
+
+def _envelope(stdout: bytes) -> dict:
+    match = re.search(rb"@@SMBVOL-BEGIN@@(.*?)@@SMBVOL-END@@", stdout, re.S)
+    assert match, stdout
+    return json.loads(match.group(1).decode("ascii"))
+
+
+# --------------------------------------------------------------------------
+# Point 4: empty values reach the envelope (invalid_parameters, never NoEnvelope)
+# --------------------------------------------------------------------------
+
+EMPTY_CASES = [
+    ("detach_vhd", {"VMName": "", "SharePath": SHARE, "DiskName": "a.vhdx"}, "VMName"),
+    ("unmount_share", {"SharePath": ""}, "SharePath"),
+    ("iscsi_connect", {"TargetPortals": [], "TargetIqns": [], "TargetLuns": []},
+     "TargetPortals"),
+    ("iscsi_attach", {"VMName": "vm1", "TargetPortals": [], "TargetIqns": [],
+                      "TargetLuns": []}, "TargetPortals"),
+    ("attach_vhd", {"VMName": "vm1", "SharePath": SHARE, "DiskName": ""}, "DiskName"),
+    ("attach_vhds", {"VMName": "vm1", "SharePaths": [], "DiskNames": []}, "DiskNames"),
+]
+
+
+@pytest.mark.parametrize("name,parameters,field", EMPTY_CASES,
+                         ids=[c[0] + "-" + c[2] for c in EMPTY_CASES])
+def test_an_empty_value_is_answered_by_the_script_as_invalid_parameters(
+        engine, name, parameters, field):
+    executor = LocalExecutor(powershell_path=engine, default_timeout=60)
+    with pytest.raises(exceptions.InvalidParameters) as caught:
+        executor.run(scripts.render(name), parameters)
+    assert caught.value.data.get("field") == field
+
+
+def test_every_required_parameter_lets_empty_values_through_the_binder():
+    for op in scripts.OPERATIONS.values():
+        for p in op.params:
+            if p.required and p.type in scripts.ALLOW_EMPTY:
+                assert scripts.ALLOW_EMPTY[p.type] in p.declaration(), (op.name, p.name)
+
+
+# --------------------------------------------------------------------------
+# Point 15: non-ASCII leaves as \\uXXXX escapes
+# --------------------------------------------------------------------------
+
+ECHO_TEMPLATE = """{% extends "_envelope.ps1.j2" %}
+{% block body %}
+    return @{ vm_name = $VMName; names = @($VMName, 'plain') }
+{% endblock %}
+"""
+
+
+def _echo_script() -> str:
+    op = scripts.Operation("echo", "echo the VM name", (
+        scripts.Param("VMName", "string", "a name", required=True),), ("vm_name",),
+        ("unexpected",))
+    return scripts.environment().from_string(ECHO_TEMPLATE).render(
+        operation=op.name, param_block=scripts.param_block(op))
+
+
+@pytest.mark.parametrize("name", ["Vérifié-ВМ-虚拟机", "emoji-\U0001F600-vm", "tab\tand\u00a0nbsp"])
+def test_a_non_ascii_vm_name_comes_back_escaped_and_unchanged(engine, name):
+    done = _run_text(engine, _echo_script(), ("-VMName", name))
+    assert done.returncode == 0, done.stderr
+    match = re.search(rb"@@SMBVOL-BEGIN@@(.*?)@@SMBVOL-END@@", done.stdout, re.S)
+    assert match, done.stdout
+    raw = match.group(1)
+    assert all(b < 0x80 for b in raw), raw
+    assert rb"\u" in raw
+    document = json.loads(raw.decode("ascii"))
+    assert document["ok"] is True
+    assert document["result"]["vm_name"] == name
+    assert document["result"]["names"] == [name, "plain"]
