@@ -14,7 +14,11 @@ from the client's CreatePipeline message, the server pipeline to write extra
 records to) and returns the output objects (or :data:`HANG` to leave the
 pipeline running forever).
 
-Faults are injected per WSMan action with :meth:`PSRPServer.inject`:
+:class:`PSRPRelay` is the same endpoint with a real PowerShell behind it: each WSMan shell
+is one ``pwsh -NoLogo -NoProfile -s`` process (:mod:`tests.outofproc`) to which the PSRP
+bytes are relayed, so every message comes from a real runspace pool.
+
+Faults are injected per WSMan action with :meth:`PSRPServer.inject` (in both modes):
 ``"reset"`` (the TCP connection is closed without an answer), ``"401"``,
 ``"500"`` (an HTTP 500 with a plain-text body), ``(status, body)`` (any HTTP
 status with that plain-text body) or a WSMan fault code (an HTTP 500 carrying
@@ -24,17 +28,21 @@ a SOAP fault, as Windows sends it).
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import http.server
+import re
 import socket
 import ssl
 import threading
 import uuid
 import xml.etree.ElementTree as ET
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import psrpcore
 from psrpcore.types import PSInvocationState, RunspacePoolState
+
+from tests.outofproc import POOL, OutOfProcServer, ProcessGone
 
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
@@ -271,11 +279,14 @@ class PSRPServer:
         if pipeline.state == PSInvocationState.Running:
             pipeline.complete()
 
+    def _new_shell(self, shell_id: str) -> Any:
+        return _Shell(shell_id)
+
     # -- WSMan actions -------------------------------------------------------
     def _do_Create(self, envelope: ET.Element, record: Request) -> ET.Element:
         shell_el = envelope.find("s:Body/rsp:Shell", NS)
         shell_id = (shell_el.get("ShellId") or str(uuid.uuid4())).upper()
-        shell = _Shell(shell_id)
+        shell = self._new_shell(shell_id)
         self.shells[shell_id] = shell
         creation = shell_el.find("pwsh:creationXml", NS)
         self._feed(shell, base64.b64decode(creation.text), record)
@@ -362,6 +373,185 @@ class PSRPServer:
     def pool_state(self) -> Dict[str, RunspacePoolState]:
         with self._lock:
             return {k: v.pool.state for k, v in self.shells.items()}
+
+
+class _RelayShell:
+    """A shell of :class:`PSRPRelay`: one ``pwsh -s`` process (one runspace pool)."""
+
+    def __init__(self, shell_id: str, process: OutOfProcServer) -> None:
+        self.id = shell_id
+        self.process = process
+        #: CommandId -> the pipeline id the process knows it by
+        self.commands: Dict[str, uuid.UUID] = {}
+
+
+class PSRPRelay(PSRPServer):
+    """The same endpoint with a real PowerShell behind it: each shell is ``pwsh -s``.
+
+    The PSRP bytes of ``creationXml``, Command ``Arguments`` and ``Send`` streams go to the
+    process as ``Data`` elements (:mod:`tests.outofproc`) for the pool or the pipeline; a
+    Receive returns what the process wrote for that pool or pipeline (waiting up to the
+    request's ``OperationTimeout``, then the operation-timeout fault a host sends), and says
+    ``Done`` once the pipeline's final state went out.  A Signal ``ctrl_c`` stops the
+    pipeline (``Signal``), ``Terminate`` releases it (``Close``), Delete closes the pool and
+    ends the process.  A process that has died takes its shell with it: the next request
+    gets ``SHELL_NOT_FOUND``, as from a host whose ``wsmprovhost.exe`` is gone.
+
+    ``env`` is added to the environment of every process (``PSModulePath`` for fake host
+    modules, a fake host's state file).  Faults injected with :meth:`inject` happen at the
+    WS-Man layer, before the process sees anything.
+    """
+
+    def __init__(self, pwsh: str, env: Optional[Dict[str, str]] = None,
+                 username: str = "smbvol", password: str = "wire-password",
+                 ssl_context: Optional[ssl.SSLContext] = None) -> None:
+        super().__init__(self._no_execute, username=username, password=password,
+                         ssl_context=ssl_context)
+        self.pwsh = pwsh
+        self.env = dict(env or {})
+        #: every process started, in order (tests check that none is left running)
+        self.processes: List[OutOfProcServer] = []
+
+    @staticmethod
+    def _no_execute(invocation: Invocation) -> Any:  # pragma: no cover - never called
+        raise AssertionError("the relay runs scripts in PowerShell, not in Python")
+
+    def stop(self) -> None:
+        super().stop()
+        self.forget_shells()
+
+    def forget_shells(self) -> None:
+        """End every process and drop its shell (a host's idle timeout, a WinRM restart)."""
+        with self._lock:
+            shells = list(self.shells.values())
+            self.shells.clear()
+        for shell in shells:
+            shell.process.kill()
+
+    def running(self) -> List[OutOfProcServer]:
+        """The processes still alive."""
+        return [p for p in self.processes if p.alive]
+
+    def pool_state(self) -> Dict[str, RunspacePoolState]:
+        with self._lock:
+            return {k: RunspacePoolState.Opened if v.process.alive else RunspacePoolState.Broken
+                    for k, v in self.shells.items()}
+
+    # -- the process ---------------------------------------------------------
+    def _new_shell(self, shell_id: str) -> _RelayShell:
+        process = OutOfProcServer(self.pwsh, env=self.env)
+        self.processes.append(process)
+        return _RelayShell(shell_id, process)
+
+    def _shell(self, envelope: ET.Element) -> _RelayShell:
+        shell = super()._shell(envelope)
+        if not shell.process.alive:
+            self._vanish(shell)
+        return shell
+
+    def _vanish(self, shell: _RelayShell) -> None:
+        self.shells.pop(shell.id, None)
+        shell.process.kill()
+        raise _WSManFault(SHELL_NOT_FOUND, (
+            "The request for the Windows Remote Shell with ShellId %s failed because the "
+            "shell was not found on the server." % shell.id))
+
+    @contextlib.contextmanager
+    def _talking_to(self, shell: _RelayShell) -> Iterator[None]:
+        """Wait for the process without holding the server's lock; a dead one vanishes."""
+        self._lock.release()
+        gone = False
+        try:
+            yield
+        except ProcessGone:
+            gone = True
+        finally:
+            self._lock.acquire()
+        if gone:
+            self._vanish(shell)
+
+    def _feed(self, shell: _RelayShell, data: bytes, record: Request,
+              pipeline: uuid.UUID = POOL) -> None:
+        record.payload += data
+        with self._talking_to(shell):
+            shell.process.send(pipeline, data)
+
+    # -- WSMan actions -------------------------------------------------------
+    def _do_Command(self, envelope: ET.Element, record: Request) -> List[ET.Element]:
+        shell = self._shell(envelope)
+        cmd = envelope.find("s:Body/rsp:CommandLine", NS)
+        command_id = (cmd.get("CommandId") or str(uuid.uuid4())).upper()
+        pipeline = uuid.UUID(command_id)
+        shell.commands[command_id] = pipeline
+        with self._talking_to(shell):
+            shell.process.command(pipeline)
+        for arg in cmd.findall("rsp:Arguments", NS):
+            self._feed(shell, base64.b64decode(arg.text or ""), record, pipeline)
+        out = ET.Element("{%s}CommandResponse" % NS["rsp"])
+        ET.SubElement(out, "{%s}CommandId" % NS["rsp"]).text = command_id
+        return [out]
+
+    def _do_Send(self, envelope: ET.Element, record: Request) -> List[ET.Element]:
+        shell = self._shell(envelope)
+        for stream in envelope.findall("s:Body/rsp:Send/rsp:Stream", NS):
+            command_id = (stream.get("CommandId") or "").upper()
+            target = shell.commands.get(command_id, POOL) if command_id else POOL
+            self._feed(shell, base64.b64decode(stream.text or ""), record, target)
+        return [ET.Element("{%s}SendResponse" % NS["rsp"])]
+
+    def _do_Receive(self, envelope: ET.Element, record: Request) -> List[ET.Element]:
+        shell = self._shell(envelope)
+        desired = envelope.find("s:Body/rsp:Receive/rsp:DesiredStream", NS)
+        command_id = desired.get("CommandId")
+        target = shell.commands.get(command_id.upper(), uuid.UUID(command_id)) if command_id \
+            else POOL
+        wait = _operation_timeout(envelope)
+        with self._talking_to(shell):
+            data = shell.process.take(target, wait)
+        if not data:
+            raise _WSManFault(OPERATION_TIMEOUT, "The WS-Management service cannot complete "
+                              "the operation within the time specified in OperationTimeout.")
+        out = ET.Element("{%s}ReceiveResponse" % NS["rsp"])
+        attrs = {"Name": "stdout"}
+        if command_id:
+            attrs["CommandId"] = command_id
+        ET.SubElement(out, "{%s}Stream" % NS["rsp"], attrs).text = (
+            base64.b64encode(data).decode("ascii"))
+        if command_id:
+            done = shell.process.finished(target)
+            ET.SubElement(out, "{%s}CommandState" % NS["rsp"], CommandId=command_id,
+                          State=NS["rsp"] + "/CommandState/" + ("Done" if done else "Running"))
+        return [out]
+
+    def _do_Signal(self, envelope: ET.Element, record: Request) -> List[ET.Element]:
+        shell = self._shell(envelope)
+        signal = envelope.find("s:Body/rsp:Signal", NS)
+        command_id = (signal.get("CommandId") or "").upper()
+        code = signal.findtext("rsp:Code", "", NS)
+        pipeline = shell.commands.get(command_id)
+        if pipeline is not None:
+            with self._talking_to(shell):
+                if code.endswith("Terminate"):
+                    shell.process.close_command(pipeline)
+                else:
+                    shell.process.signal(pipeline)
+            if code.endswith("Terminate"):
+                shell.commands.pop(command_id, None)
+        return [ET.Element("{%s}SignalResponse" % NS["rsp"])]
+
+    def _do_Delete(self, envelope: ET.Element, record: Request) -> List[ET.Element]:
+        shell = self._shell(envelope)
+        self.shells.pop(shell.id, None)
+        with self._talking_to(shell):
+            shell.process.close()
+        return []
+
+
+def _operation_timeout(envelope: ET.Element) -> float:
+    """The request's ``wsman:OperationTimeout`` in seconds (``PT20S``, ``PT1.5S``)."""
+    text = envelope.findtext("s:Header/wsman:OperationTimeout", "", NS)
+    found = re.match(r"PT([0-9.]+)S$", text.strip())
+    return float(found.group(1)) if found else 20.0
 
 
 class _WSManFault(Exception):

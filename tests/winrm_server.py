@@ -9,7 +9,9 @@ is recorded (:class:`Recorded`) so tests can look at what went over the wire.
 When the command's stdin is closed the server runs ``program(command,
 arguments, stdin)`` → ``(stdout, stderr, exit_code)``.  The default program
 decodes the smbvol stdin payload (:func:`decode_payload`) and hands it to a
-``handler(text, params, secrets)`` returning an envelope dict.
+``handler(text, params, secrets)`` returning an envelope dict; :class:`EngineProgram`
+runs the command line in a real PowerShell (``pwsh``) instead and answers with its real
+output and exit code.
 
 Failures are injected per action with :meth:`FakeWinRMServer.inject`: an
 exception instance (raised into requests, e.g. ``ConnectionError``), a
@@ -28,7 +30,11 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import ntpath
+import os
 import re
+import subprocess
+import threading
 import uuid
 import xml.etree.ElementTree as ET
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -128,6 +134,77 @@ def echo_handler(text: str, params: dict, secrets: list) -> dict:
                                      "length": len(s["value"])} for s in secrets]})
 
 
+class Running:
+    """A program's process while it runs (what :class:`EngineProgram` returns)."""
+
+    def __init__(self, argv: List[str], stdin: bytes, env: Dict[str, str]) -> None:
+        self.argv = argv
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env)
+        self.result: Optional[Tuple[bytes, bytes, int]] = None
+        self.killed = False
+        self._thread = threading.Thread(target=self._communicate, args=(stdin,), daemon=True)
+        self._thread.start()
+
+    def _communicate(self, stdin: bytes) -> None:
+        out, err = self.proc.communicate(stdin)
+        self.result = (out, err, self.proc.returncode)
+
+    def wait(self, timeout: float) -> Optional[Tuple[bytes, bytes, int]]:
+        """(stdout, stderr, exit code) once it ended, or None after ``timeout`` seconds."""
+        self._thread.join(timeout)
+        return self.result
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.killed = True
+            self.proc.kill()
+        self._thread.join(10)
+
+
+class EngineProgram:
+    """A program that runs the received command line in a real PowerShell.
+
+    ``powershell.exe`` (or ``pwsh``) with its arguments — smbvol's ``-EncodedCommand``
+    bootstrap — runs as ``pwsh`` with the same arguments and the command's standard input;
+    its real stdout, stderr and exit code are the answer.  While it runs, a Receive waits
+    up to its ``OperationTimeout`` (then the operation-timeout fault); a Signal or Delete
+    kills it.  ``env`` is added to its environment (fake host modules, their state).
+    """
+
+    PROGRAMS = ("powershell.exe", "powershell", "pwsh.exe", "pwsh")
+
+    def __init__(self, pwsh: str, env: Optional[Dict[str, str]] = None) -> None:
+        self.pwsh = pwsh
+        self.env = dict(env or {})
+        #: every process started, in order
+        self.runs: List[Running] = []
+
+    def __call__(self, command: str, arguments: List[str], stdin: bytes) -> Running:
+        name = ntpath.basename(command.strip('"')).lower()
+        assert name in self.PROGRAMS, "the engine program runs PowerShell, not %r" % command
+        env = dict(os.environ)
+        env.update({"POWERSHELL_UPDATECHECK": "Off", "POWERSHELL_TELEMETRY_OPTOUT": "1",
+                    "DOTNET_CLI_TELEMETRY_OPTOUT": "1"})
+        env.update(self.env)
+        run = Running([self.pwsh] + list(arguments), stdin, env)
+        self.runs.append(run)
+        return run
+
+    def running(self) -> List[Running]:
+        return [r for r in self.runs if r.alive]
+
+
+def _operation_timeout(body: bytes) -> float:
+    """A request's ``OperationTimeout`` in seconds (``PT20S``, ``PT1.500S``)."""
+    found = re.search(rb"OperationTimeout>PT([0-9.]+)S<", body)
+    return float(found.group(1)) if found else 20.0
+
+
 @dataclasses.dataclass
 class Recorded:
     """One request as the server saw it."""
@@ -153,6 +230,8 @@ class _Command:
     output: Optional[List[Tuple[bytes, bytes]]] = None
     exit_code: int = 0
     signalled: bool = False
+    #: the process of an :class:`EngineProgram` while it runs
+    running: Optional["Running"] = None
 
 
 def wsman_fault(code: int, subcode: str, reason: str, status: int = 500
@@ -318,7 +397,13 @@ class FakeWinRMServer:
         if not cmd.ended:
             return operation_timeout()(req)
         if cmd.output is None:
-            out, err, cmd.exit_code = self.program(cmd.command, cmd.arguments, bytes(cmd.stdin))
+            result = cmd.running or self.program(cmd.command, cmd.arguments, bytes(cmd.stdin))
+            if isinstance(result, Running):  # a real process: wait as a host does
+                cmd.running = result
+                result = result.wait(_operation_timeout(req.body))
+                if result is None:
+                    return operation_timeout()(req)
+            out, err, cmd.exit_code = result
             n = self.receive_chunks
             cut = [len(out) * i // n for i in range(n + 1)]
             ecut = [len(err) * i // n for i in range(n + 1)]
@@ -340,11 +425,16 @@ class FakeWinRMServer:
                            "<rsp:ReceiveResponse>%s%s</rsp:ReceiveResponse>" % (streams, state))
 
     def _signal(self, req: Recorded) -> Answer:
-        self._shell(req)[req.options["CommandId"]].signalled = True
+        cmd = self._shell(req)[req.options["CommandId"]]
+        cmd.signalled = True
+        if cmd.running is not None:
+            cmd.running.kill()  # Terminate ends the process, finished or not
         return self._reply(req, SHELL + "/SignalResponse", "<rsp:SignalResponse/>")
 
     def _delete(self, req: Recorded) -> Answer:
-        self._shell(req)
+        for cmd in self._shell(req).values():
+            if cmd.running is not None:
+                cmd.running.kill()
         self.closed.append(req.shell_id)
         return self._reply(req, "http://schemas.xmlsoap.org/ws/2004/09/transfer/"
                                 "DeleteResponse", "")
