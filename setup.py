@@ -32,7 +32,8 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["smbvol", "smbvol.*"]) + ["smbvol.ps_templates"],
     package_dir={"smbvol.ps_templates": "ps_templates"},
-    package_data={"smbvol.ps_templates": ["*.ps1", "*.j2"]},
+    # py.typed: smbvol's annotations are for its users' type checkers too (PEP 561).
+    package_data={"smbvol": ["py.typed"], "smbvol.ps_templates": ["*.ps1", "*.j2"]},
     include_package_data=False,
     install_requires=_requirements(),
     # Kerberos needs the system's GSSAPI/krb5 libraries, so it is an extra.

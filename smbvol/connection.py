@@ -263,9 +263,9 @@ def _driver_type(connection_info: Any, expected: str) -> Mapping:
     ci = _mapping("connection_info", connection_info)
     dtype = ci.get("driver_volume_type")
     if not isinstance(dtype, str) or dtype.strip().lower() != expected:
-        parser = {SMB_DRIVER_TYPE: "parse_smb", ISCSI_DRIVER_TYPE: "parse_iscsi"}.get(
-            dtype.strip().lower() if isinstance(dtype, str) else None,
-            "the driver registered for it")
+        parsers = {SMB_DRIVER_TYPE: "parse_smb", ISCSI_DRIVER_TYPE: "parse_iscsi"}
+        parser = parsers.get(dtype.strip().lower() if isinstance(dtype, str) else "",
+                             "the driver registered for it")
         raise _invalid("driver_volume_type", dtype,
                        "expected %r here; this connection_info is parsed by %s"
                        % (expected, parser))
@@ -825,8 +825,8 @@ def _parse_lun(field: str, value: Any) -> int:
         raise _invalid(field, value, "must be an integer LUN number such as 0")
     if value < 0:
         raise _invalid(field, value, "is negative; a LUN number is 0 or more")
-    if value > 2 ** 64 - 1:
-        raise _invalid(field, value, "is too large for a LUN number")
+    if value > 2 ** 63 - 1:  # the scripts take it as [long] (Int64)
+        raise _invalid(field, value, "is too large for a LUN number (at most 2^63-1)")
     return value
 
 

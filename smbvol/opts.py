@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from oslo_config import cfg, types
 
@@ -134,7 +134,7 @@ def register_opts(conf: cfg.ConfigOpts) -> cfg.ConfigOpts:
     return conf
 
 
-def new_conf(args: List[str] = (), **overrides) -> cfg.ConfigOpts:
+def new_conf(args: Sequence[str] = (), **overrides: Any) -> cfg.ConfigOpts:
     """A fresh ``ConfigOpts`` with smbvol's options, parsed from ``args``.
 
     ``overrides`` are ``group_option=value`` pairs, e.g. ``smbvol_transport='psrp'``.

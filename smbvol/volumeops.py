@@ -38,16 +38,22 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from smbvol import drivers, exceptions, results, retry, scripts
 from smbvol.drivers.base import VolumeDriver
-from smbvol.drivers.iscsi import disk_path_of
+from smbvol.drivers.iscsi import IscsiConnection, IscsiDisconnection, disk_path_of
 from smbvol.envelope import ScriptResult
 from smbvol.locks import LockRegistry
 from smbvol.secret import iter_secrets, mask
 
 LOG = logging.getLogger(__name__)
+
+#: What :meth:`VolumeOps.connect_volume` returns: a share made usable (SMB) or a LUN's
+#: host disk (iSCSI).
+Connection = Union[results.ShareConnection, IscsiConnection]
+#: What :meth:`VolumeOps.disconnect_volume` returns, per driver.
+Disconnection = Union[results.ShareDisconnection, IscsiDisconnection]
 
 #: What to do, per error class, appended to the error message.
 HINTS: Tuple[Tuple[type, str], ...] = (
@@ -110,6 +116,12 @@ def _block_device_mapping(block_device_info: Any) -> List[Mapping[str, Any]]:
                 reason="each entry needs the connection_info dict Cinder returned")
         out.append(info)
     return out
+
+
+def connection_created(att: results.Attachment) -> bool:
+    """Whether the attach made the volume's connection: a share mapping (SMB) or an
+    iSCSI session (:class:`~smbvol.drivers.iscsi.IscsiAttachment`)."""
+    return bool(att.mapping_created or getattr(att, "sessions_created", 0))
 
 
 class VolumeOps:
@@ -269,7 +281,7 @@ class VolumeOps:
         context = self._context("attach", driver, props, instance_name)
         with self._locks.hold(self.host, instance_name, driver.lock_keys(props)):
             (before,) = self._attached_before(driver, [props], instance_name, context,
-                                              inv.volume_id)
+                                              inv.volume_id, inv.operation)
             res = self.execute(inv, context=context, cleanup=lambda: self._undo_attach(
                 driver, [(props, before)], instance_name))
         att = driver.to_attachment(res, inv)
@@ -306,7 +318,7 @@ class VolumeOps:
             self.host)
         with self._locks.hold(self.host, instance_name, keys):
             before = self._attached_before(driver, props_list, instance_name, context,
-                                           inv.volume_id)
+                                           inv.volume_id, inv.operation)
             res = self.execute(inv, context=context, cleanup=lambda: self._undo_attach(
                 driver, list(zip(props_list, before)), instance_name))
         atts = list(driver.to_attachments(res, inv, [driver.volume_id(p) for p in props_list]))
@@ -316,11 +328,15 @@ class VolumeOps:
 
     def _attached_before(self, driver: VolumeDriver, props_list: Sequence[Any],
                          instance_name: str, context: str,
-                         volume_id: Optional[str]) -> List[bool]:
+                         volume_id: Optional[str], operation: str) -> List[bool]:
         """Per volume, whether VM ``instance_name`` may already have its disk (one
         read-only ``list_attachments`` of the VM; errors are reported as the attach's)."""
         inv = results.Invocation("list_attachments", {"VMName": instance_name}, {}, volume_id)
-        res = self.execute(inv, context=context)
+        try:
+            res = self.execute(inv, context=context)
+        except exceptions.HostOperationError as exc:
+            # The caller asked for an attach: its error names the attach, not this read.
+            raise type(exc)(str(exc), **dict(exc.kwargs, operation=operation)) from None
         disks = self._disk_attachments(res, instance_name)
         return [driver.was_attached(p, disks) for p in props_list]
 
@@ -394,7 +410,7 @@ class VolumeOps:
                     continue  # attached before this call: it stays
                 try:
                     self.detach_volume(ci, instance_name)
-                    if att.mapping_created:
+                    if connection_created(att):
                         # This call made the connection (share mapping, iSCSI session);
                         # disconnect keeps it when anything else still uses it.
                         self.disconnect_volume(ci)
@@ -420,12 +436,14 @@ class VolumeOps:
         return det
 
     # -- connect / disconnect --------------------------------------------------
-    def connect_volume(self, connection_info: Mapping[str, Any]) -> results.ShareConnection:
-        """Make the volume usable by Hyper-V on the host (mount its share; image checked)."""
+    def connect_volume(self, connection_info: Mapping[str, Any]) -> Connection:
+        """Make the volume usable by Hyper-V on the host: mount its share and check the image
+        (SMB: a :class:`~smbvol.results.ShareConnection`), or log in to its target(s) and
+        find the LUN's disk (iSCSI: an :class:`~smbvol.drivers.iscsi.IscsiConnection`)."""
         driver, props = self._resolve(connection_info)
         return self._connect(driver, props)
 
-    def _connect(self, driver: VolumeDriver, props: Any) -> results.ShareConnection:
+    def _connect(self, driver: VolumeDriver, props: Any) -> Connection:
         inv = driver.plan_connect(props)
         context = self._context("connect", driver, props, None)
         with self._locks.hold(self.host, None, driver.lock_keys(props)):
@@ -437,8 +455,10 @@ class VolumeOps:
         return conn
 
     def disconnect_volume(self, connection_info: Mapping[str, Any],
-                          force: bool = False) -> results.ShareDisconnection:
-        """Unmount the volume's share unless a disk of any VM still lies on it.
+                          force: bool = False) -> Disconnection:
+        """Unmount the volume's share unless a disk of any VM still lies on it (SMB: a
+        :class:`~smbvol.results.ShareDisconnection`), or log out of its target(s) unless a
+        LUN of them is in use (iSCSI: an :class:`~smbvol.drivers.iscsi.IscsiDisconnection`).
 
         A share in use is never unmapped: the result then says ``removed=False``
         and lists ``in_use_by``.  Only a mapping smbvol created is removed,
@@ -447,8 +467,7 @@ class VolumeOps:
         driver, props = self._resolve(connection_info)
         return self._disconnect(driver, props, force)
 
-    def _disconnect(self, driver: VolumeDriver, props: Any,
-                    force: bool) -> results.ShareDisconnection:
+    def _disconnect(self, driver: VolumeDriver, props: Any, force: bool) -> Disconnection:
         inv = driver.plan_disconnect(props, force=force)
         context = self._context("disconnect", driver, props, None)
         with self._locks.hold(self.host, None, driver.lock_keys(props)):
@@ -467,12 +486,12 @@ class VolumeOps:
             LOG.info("%s: %s", context, "mapping removed" if disc.removed else "nothing removed")
         return disc
 
-    def connect_volumes(self, block_device_info: Any) -> List[results.ShareConnection]:
+    def connect_volumes(self, block_device_info: Any) -> List[Connection]:
         """:meth:`connect_volume` for every volume of Nova's ``block_device_info``."""
         return [self.connect_volume(ci) for ci in _block_device_mapping(block_device_info)]
 
     def disconnect_volumes(self, block_device_info: Any,
-                           force: bool = False) -> List[results.ShareDisconnection]:
+                           force: bool = False) -> List[Disconnection]:
         """:meth:`disconnect_volume` once per distinct share of ``block_device_info``."""
         seen = set()
         out = []
@@ -568,15 +587,14 @@ class VolumeOps:
             multipath=bool(r.get("multipath")), fqdn=r.get("fqdn") or None, ips=ips)
 
     # -- live migration, host reboot ---------------------------------------------
-    def pre_live_migration(self, block_device_info: Any) -> List[results.ShareConnection]:
+    def pre_live_migration(self, block_device_info: Any) -> List[Connection]:
         """On the destination host: connect every volume before the VM arrives."""
         return self.connect_volumes(block_device_info)
 
-    def post_live_migration(self, block_device_info: Any) -> List[results.ShareDisconnection]:
+    def post_live_migration(self, block_device_info: Any) -> List[Disconnection]:
         """On the source host: disconnect the volumes the VM took away (shares in use stay)."""
         return self.disconnect_volumes(block_device_info)
 
-    def ensure_volumes_connected(self, block_device_info: Any
-                                 ) -> List[results.ShareConnection]:
+    def ensure_volumes_connected(self, block_device_info: Any) -> List[Connection]:
         """Before power-on (e.g. after a host reboot): reconnect every volume's share."""
         return self.connect_volumes(block_device_info)

@@ -43,7 +43,7 @@ def _entry_points() -> Dict[str, str]:
         if hasattr(eps, "select"):
             group = eps.select(group=ENTRY_POINT_GROUP)
         else:  # Python 3.9: a dict of group → entry points
-            group = eps.get(ENTRY_POINT_GROUP, ())
+            group = eps.get(ENTRY_POINT_GROUP, ())  # type: ignore[arg-type]
     except Exception as exc:  # a broken distribution must not hide the built-in drivers
         LOG.warning("cannot read the %s entry points: %s", ENTRY_POINT_GROUP, exc)
         return {}

@@ -113,17 +113,18 @@ class VolumeDriver(abc.ABC):
 
     # -- results -------------------------------------------------------------
     @abc.abstractmethod
-    def to_connection(self, res: ScriptResult, inv: results.Invocation
-                      ) -> results.ShareConnection:
-        """The result of :meth:`plan_connect`."""
+    def to_connection(self, res: ScriptResult, inv: results.Invocation) -> Any:
+        """The result of :meth:`plan_connect`: the driver's connection result
+        (:class:`~smbvol.results.ShareConnection` for SMB, ``IscsiConnection`` for iSCSI)."""
 
     @abc.abstractmethod
-    def to_disconnection(self, res: ScriptResult, inv: results.Invocation
-                         ) -> results.ShareDisconnection:
-        """The result of :meth:`plan_disconnect`."""
+    def to_disconnection(self, res: ScriptResult, inv: results.Invocation) -> Any:
+        """The result of :meth:`plan_disconnect`: the driver's disconnection result
+        (:class:`~smbvol.results.ShareDisconnection` for SMB, ``IscsiDisconnection`` for
+        iSCSI)."""
 
     def disconnection_refused(self, exc: exceptions.DiskInUse, inv: results.Invocation,
-                              host: str) -> results.ShareDisconnection:
+                              host: str) -> Any:
         """The result of :meth:`plan_disconnect` when the host refused: still in use.
 
         Disconnecting a share that other disks still use is not a failure for Nova
@@ -163,7 +164,7 @@ class VolumeDriver(abc.ABC):
             volume_id=inv.volume_id, host=res.host, warnings=res.warnings)
 
     @abc.abstractmethod
-    def disk_path(self, connection: results.ShareConnection, props: Any) -> str:
+    def disk_path(self, connection: Any, props: Any) -> str:
         """The path Hyper-V uses for the volume once connected."""
 
     # -- shared checks -----------------------------------------------------

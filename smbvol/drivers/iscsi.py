@@ -110,6 +110,25 @@ class IscsiDisconnection(results._Result):
         return self.logged_out
 
 
+@dataclasses.dataclass(frozen=True)
+class IscsiAttachment(results.Attachment):
+    """An iSCSI LUN attached to a VM as a passthrough disk.
+
+    There is no share mapping: ``mapping_created`` is False and ``mapping_kind``
+    None.  What the call connected is ``sessions_created``, the iSCSI sessions it
+    logged in (0 when every path was logged in before); ``disk_number`` is the
+    LUN's disk on the host (``disk_path`` is ``\\\\.\\PHYSICALDRIVEn``).
+    """
+
+    disk_number: Optional[int] = None
+    sessions_created: int = 0
+
+    @property
+    def connection_created(self) -> bool:
+        """Whether this call logged in to the target (what a rollback logs out again)."""
+        return self.sessions_created > 0
+
+
 class ISCSIVolumeDriver(VolumeDriver):
     """Volumes of Cinder's iSCSI drivers (``driver_volume_type: iscsi``)."""
 
@@ -258,10 +277,10 @@ class ISCSIVolumeDriver(VolumeDriver):
             in_use_by=results.as_tuple(data.get("vms")), luns_in_use=luns,
             volume_id=inv.volume_id, host=host)
 
-    def to_attachment(self, res: ScriptResult, inv: results.Invocation) -> results.Attachment:
+    def to_attachment(self, res: ScriptResult, inv: results.Invocation) -> IscsiAttachment:
         r = res.result
         number = results.as_int(r.get("disk_number"))
-        return results.Attachment(
+        return IscsiAttachment(
             vm_name=str(r.get("vm_name") or inv.parameters["VMName"]),
             vm_id=r.get("vm_id") or None,
             controller_type=str(r.get("controller_type") or ""),
@@ -270,9 +289,11 @@ class ISCSIVolumeDriver(VolumeDriver):
             disk_path=str(r.get("disk_path") or (disk_path_of(number) if number is not None
                                                  else "")),
             changed=bool(r.get("changed")),
-            mapping_created=bool(results.as_int(r.get("sessions_created"))),
-            mapping_kind="iscsi",
-            volume_id=inv.volume_id, host=res.host, warnings=res.warnings)
+            mapping_created=False,
+            mapping_kind=None,
+            volume_id=inv.volume_id, host=res.host, warnings=res.warnings,
+            disk_number=number,
+            sessions_created=results.as_int(r.get("sessions_created")) or 0)
 
     def disk_path(self, conn: IscsiConnection, props: connection.IscsiConnectionInfo) -> str:
         return conn.disk_path

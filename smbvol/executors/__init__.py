@@ -48,6 +48,9 @@ def get_executor(conf, host: Optional[str] = None, name: Optional[str] = None) -
     applied.  Each executor class builds itself from it with ``from_conf``.
     """
     name = name or conf.smbvol.transport
+    if name == "fake":  # tests: a FakeExecutor answered by an empty in-memory host
+        from smbvol.testing import HostDouble
+        return HostDouble(host or "hv01").executor(host)
     return executor_class(name).from_conf(conf, host=host)
 
 

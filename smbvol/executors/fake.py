@@ -26,6 +26,17 @@ Handler = Callable[[Script, Mapping[str, Any]], Union[dict, str, RawOutput]]
 
 
 class FakeExecutor(Executor):
+    """An executor whose scripts ``handler(script, parameters)`` answers (tests, no host).
+
+    ``FakeExecutor(handler, host="hv01")``: ``handler`` gets the rendered
+    :class:`~smbvol.scripts.Script` and the checked parameters and returns an
+    envelope dict, raw output text or a :class:`~smbvol.executors.base.RawOutput`
+    (module docstring); ``calls`` lists ``(operation, parameters)`` of every run.
+    :meth:`smbvol.testing.HostDouble.executor` gives one answered by the host double,
+    and ``smbvol.executors.get_executor(conf, name="fake")`` one answered by an
+    empty double (reach it as ``executor.handler.__self__``).
+    """
+
     kind = "fake"
 
     def __init__(self, handler: Handler, host: str = "fake-host",

@@ -12,8 +12,10 @@ executor (parameter checks, the envelope parser, the exception mapping) runs for
 
     host = HostDouble("hv01")
     host.add_vm("instance-1")
-    host.add_share(r"\\\\fs01\\vols", files=["volume-1.vhdx"])
+    host.add_share("//fs01/vols", files=["volume-1.vhdx"])
     result = host.executor().run(scripts.render("attach_vhd"), {...})
+
+(:mod:`smbvol.testing` has a complete example that runs as it is.)
 
 What happens on the (simulated) host, per operation, is written in each ``op_*`` method and
 in ``tests/contract/README.md``; the contract vectors in ``tests/contract/`` pin it down and
@@ -153,7 +155,8 @@ class _UnserializedCall(Call):
 
 
 class HostDouble(VhdMixin, SmbMixin, HyperVMixin):
-    """An in-memory Hyper-V host; :meth:`handler` answers scripts like the templates."""
+    """An in-memory Hyper-V host (SMB part); :meth:`handler` answers scripts like the
+    templates.  Use :class:`smbvol.testing.HostDouble`, which adds the iSCSI part."""
 
     #: Where :meth:`fail_next` may inject a failure, per operation (None = at the start).
     STAGES: TMapping[str, Tuple[str, ...]] = MappingProxyType({
@@ -195,6 +198,20 @@ class HostDouble(VhdMixin, SmbMixin, HyperVMixin):
         self._secrets: Dict[str, Secret] = {k: Secret(v) for k, v in DEFAULT_SECRETS.items()}
         for ref, value in (secrets or {}).items():
             self._secrets[ref] = Secret(value)
+
+    def add_share(self, unc_root: str, *, files: Iterable[str] = (),
+                  credential: Optional[Credential] = None, local_path: Optional[str] = None,
+                  reachable: bool = True) -> Share:
+        """Add the share ``//server/share`` (or ``\\\\server\\share``) holding ``files``.
+
+        ``credential`` set: the share is reached only with that user and password;
+        ``local_path`` set: the share is on this host; ``reachable=False``: the server
+        does not answer.
+        """
+        if unc_root.startswith("//"):
+            unc_root = unc_root.replace("/", "\\")
+        return super().add_share(unc_root, files=files, credential=credential,
+                                 local_path=local_path, reachable=reachable)
 
     def __repr__(self) -> str:
         return "<HostDouble %s: %d VMs, %d shares, %d mappings>" % (
