@@ -83,7 +83,7 @@ def test_every_option_and_choice_of_the_sample_is_described():
     sample = out.getvalue()
     assert "[smbvol]" in sample and "[hyperv]" in sample
     assert "<No description provided>" not in sample
-    for group, options in opts.list_opts():
+    for _group, options in opts.list_opts():
         for opt in options:
             assert opt.help and opt.help.strip(), opt.name
             for choice in getattr(opt.type, "choices", None) or {}:

@@ -358,3 +358,50 @@ def test_without_host_and_powershell_the_hint_names_host_and_powershell_path(tmp
     assert res.rc == errors.EXIT_USAGE, res
     assert "--host" in res.err and "[smbvol] powershell_path" in res.err
     assert "fix the option named" not in res.err
+
+
+# -- the README's CLI section says what the command does ------------------------------------
+
+def _readme_cli_section():
+    with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.rst"),
+              encoding="utf-8") as f:
+        text = f.read()
+    return text.split("The ``smbvol`` command\n", 1)[1].split("\nChoosing an executor\n", 1)[0]
+
+
+def test_readme_synopsis_options_exist_on_each_command():
+    import re
+
+    section = _readme_cli_section()
+    synopsis = section.split("::\n", 1)[1].strip("\n").split("\n\n", 1)[0]
+    command = None
+    for line in synopsis.splitlines():
+        words = line.split()
+        if words[:1] == ["smbvol"]:
+            command = words[1:3]
+        options = set(re.findall(r"--[a-z][a-z-]+", line))
+        if command[0] in ("volume", "share") and "(same" in line:
+            options |= {"--connection-info", "--export", "--name"}
+        res = run(command + ["--help"], factory=never_called)
+        assert res.rc == 0, res
+        for option in options:
+            assert option in res.out, (command, option)
+
+
+def test_readme_messages_are_the_commands_messages(tmp_path):
+    section = " ".join(_readme_cli_section().split())
+    res = run(DRY[:4] + ["--export", "fs01/vols", "--name", IMAGE], factory=never_called)
+    assert "invalid --export 'fs01/vols': is not a UNC path; use //host/share[/sub/dir]" in \
+        res.err
+    assert "``invalid --export 'fs01/vols': is not a UNC path; use //host/share[/sub/dir] ...``" \
+        in section
+    conf = tmp_path / "c.conf"
+    conf.write_text("[smbvol]\ntransport = ftp\n")
+    res = run(["--config-file", str(conf), "host", "show"], factory=never_called)
+    quoted = "invalid configuration option [smbvol] transport: 'ftp' is not one of local, " \
+             "winrm, psrp"
+    assert quoted in res.err and "``%s``" % quoted in section
+    conf.write_text("[smbvol]\ntrnsport = psrp\n")
+    res = run(["--config-file", str(conf)] + DRY, factory=never_called)
+    quoted = "[smbvol] trnsport is not an smbvol option and is ignored; did you mean transport?"
+    assert quoted in res.err and "``%s``" % quoted in section
