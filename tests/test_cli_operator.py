@@ -405,3 +405,45 @@ def test_readme_messages_are_the_commands_messages(tmp_path):
     res = run(["--config-file", str(conf)] + DRY, factory=never_called)
     quoted = "[smbvol] trnsport is not an smbvol option and is ignored; did you mean transport?"
     assert quoted in res.err and "``%s``" % quoted in section
+
+
+# -- 4: the masking rule as the command applies it -----------------------------------------
+
+@pytest.mark.parametrize("password", ["o", "ro", "err"])
+def test_a_short_password_is_never_revealed_by_what_gets_starred(monkeypatch, password):
+    """A one-, two- or three-character secret cannot be masked by substitution (``smbv***l:
+    err***r`` would tell it): the command withholds the message, the same whatever the
+    secret, and still says which host failed and how."""
+    monkeypatch.setenv("SMBVOL_PASSWORD", password)
+
+    def factory(conf, host):
+        raise ConnectionRefusedError("connection error from %s: response was empty" % host)
+
+    res = run(["--host", "hv01", "--username", "admin", "host", "show", "-f", "json"],
+              factory=factory)
+    assert res.rc == errors.EXIT_FAILED, res
+    (line,) = res.err.splitlines()
+    assert line.startswith("smbvol: error: hv01: [text withheld: a configured secret is "
+                           "shorter than 4 characters"), line
+    assert "***" not in res.err + res.out
+    (row,) = json.loads(res.out)
+    assert row["status"] == "error" and row["error"].startswith("[text withheld")
+    others = {p: None for p in ("o", "ro", "err") if p != password}
+    for other in others:
+        monkeypatch.setenv("SMBVOL_PASSWORD", other)
+        again = run(["--host", "hv01", "--username", "admin", "host", "show", "-f", "json"],
+                    factory=factory)
+        assert again.err == res.err and again.out == res.out  # independent of the secret
+
+
+def test_a_password_of_four_characters_is_masked_where_it_occurs(monkeypatch):
+    monkeypatch.setenv("SMBVOL_PASSWORD", "oops")
+
+    def factory(conf, host):
+        raise ConnectionRefusedError("server said oops for user admin")
+
+    res = run(["--host", "hv01", "--username", "admin", "host", "show", "-f", "json"],
+              factory=factory)
+    assert "server said *** for user admin" in res.err
+    assert "oops" not in res.err + res.out
+    assert "smbvol: error: hv01: " in res.err  # only the secret is starred

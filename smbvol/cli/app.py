@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -24,7 +25,7 @@ from cliff import commandmanager
 import smbvol
 from smbvol.cli import errors, safeargs, settings
 from smbvol.cli.commands import COMMANDS
-from smbvol.secret import mask
+from smbvol.secret import has_short_secret, mask
 
 LOG = logging.getLogger(__name__)
 
@@ -242,8 +243,14 @@ class SmbvolApp(cliff_app.App):
                        ) -> errors.Failure:
         """Write one line for ``exc`` (and the traceback with --debug); return it."""
         failure = errors.failure(exc, host)
+        # The message may echo a secret: masked (withheld whole under a secret too short
+        # to mask, see smbvol.secret).  The prefix, host and hint are smbvol's own text.
+        failure = dataclasses.replace(
+            failure, message=self.masked(failure.message),
+            host=failure.host if failure.host is None or has_short_secret(self.secrets())
+            else self.masked(failure.host))
         with self.stderr_lock:
-            self.stderr.write(self.masked(failure.line()) + "\n")
+            self.stderr.write(failure.line() + "\n")
             if getattr(self.options, "debug", False):
                 text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
                 self.stderr.write(self.masked(text))
