@@ -196,10 +196,17 @@ def _expected(opt: cfg.Opt) -> str:
     return what
 
 
+def bad_value(group: str, name: str, raw: Any) -> str:
+    """Why ``raw`` is no value of option ``name`` of ``group``: ``'ftp' is not one of
+    local, winrm, psrp`` (a secret option's value is never shown)."""
+    opt = {o.dest: o for g, options in list_opts() if g == group for o in options}[name]
+    shown = "the value" if raw is None else "***" if opt.secret else "'%s'" % (raw,)
+    return "%s is not %s" % (shown, _expected(opt))
+
+
 def _value_error(group: str, opt: cfg.Opt, raw: Optional[str]) -> exceptions.ConfigError:
-    shown = "the value" if raw is None else "***" if opt.secret else "'%s'" % raw
     return exceptions.ConfigError(option="[%s] %s" % (group, opt.name),
-                                  reason="%s is not %s" % (shown, _expected(opt)))
+                                  reason=bad_value(group, opt.dest, raw))
 
 
 def unknown_keys(conf: cfg.ConfigOpts) -> List[Tuple[str, str, Optional[str]]]:

@@ -88,3 +88,11 @@ def test_every_option_and_choice_of_the_sample_is_described():
             assert opt.help and opt.help.strip(), opt.name
             for choice in getattr(opt.type, "choices", None) or {}:
                 assert "# %s - " % choice in sample, (opt.name, choice)
+
+
+def test_a_bad_command_line_value_is_worded_like_a_configuration_value():
+    res = run(["--host", "hv01", "--port", "70000", "host", "show"], factory=never_called)
+    assert res.rc == errors.EXIT_USAGE, res
+    assert "invalid configuration option --port: '70000' is not a port number from 0 to " \
+           "65535" in res.err
+    assert "Should be" not in res.err

@@ -84,9 +84,9 @@ def load_conf(config_files: Optional[Sequence[str]]) -> cfg.ConfigOpts:
 def _override(conf: cfg.ConfigOpts, name: str, value, group: str = opts.SMBVOL_GROUP) -> None:
     try:
         conf.set_override(name, value, group=group)
-    except (ValueError, cfg.Error) as exc:
+    except (ValueError, cfg.Error):
         raise exceptions.ConfigError(option="--" + name.replace("_", "-"),
-                                     reason=str(exc)) from exc
+                                     reason=opts.bad_value(group, name, value)) from None
 
 
 def read_hosts_file(path: str) -> List[str]:
