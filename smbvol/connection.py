@@ -290,7 +290,8 @@ def _check_name(field: str, shown: str, name: str, what: str, invalid: str,
         raise _invalid(field, shown, "%s %r ends with a dot or space, which Windows strips, "
                        "so it would name another path; rename it" % (what, name))
     if len(name) > max_len:
-        raise _invalid(field, shown, "%s %r is longer than %d characters" % (what, name, max_len))
+        raise _invalid(field, shown, "%s of %d characters is longer than %d characters"
+                       % (what, len(name), max_len))
 
 
 def _ipv6_literal(field: str, shown: str, text: str) -> str:
