@@ -152,8 +152,8 @@ class AuthenticationError(ExecutorError):
 
 
 class ResponseUnreadable(TransportError):
-    msg_fmt = ("the answer of %(host)s cannot be read (%(reason)s); the script may have run: "
-               "its outcome is unknown")
+    msg_fmt = ("the answer of %(host)s cannot be read (%(reason)s); if the script had "
+               "started, its outcome is unknown")
 
 
 class ExecutorTimeout(ExecutorError):

@@ -242,14 +242,14 @@ class _Run:
             self.changed.wait(min(left, 0.2 if exited_at else left))
 
     def drain(self, seconds: float) -> None:
-        """Give the readers ``seconds`` to collect what is left, then close the pipes."""
+        """Give the readers ``seconds`` to collect what is left.
+
+        A reader still blocked after that (a surviving descendant holds the pipe) is
+        left to end with the pipe; closing the pipe under it would block this thread.
+        """
         end = time.monotonic() + seconds
         for t in self._threads[1:3]:
             t.join(max(0.0, end - time.monotonic()))
-        for pipe in (self.proc.stdout, self.proc.stderr):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
 
     def output(self) -> "tuple[bytes, bytes]":
         with self._lock:

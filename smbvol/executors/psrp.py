@@ -59,7 +59,7 @@ from pypsrp.wsman import WSMan
 from smbvol import exceptions
 from smbvol.executors._deadline import DEFAULT_MAX_OUTPUT, CallBudget, SessionGuard, cleanup_budget
 from smbvol.executors._http import RemoteOptions, connection_failure
-from smbvol.executors.base import Executor, RawOutput
+from smbvol.executors.base import Executor, RawOutput, masked_library_logs
 from smbvol.retry import connection_policy
 from smbvol.scripts import Script
 from smbvol.secret import Credential, Secret, iter_secrets, mask
@@ -197,7 +197,8 @@ class PSRPExecutor(Executor):
 
     def close(self) -> None:
         """Delete the RunspacePool on the host (one Delete request) and close the session."""
-        with self._lock, self._guard.active(self._cleanup_budget()):
+        with self._lock, self._guard.active(self._cleanup_budget()), \
+                masked_library_logs(self.known_secrets()):
             try:
                 with self.translate_errors(float(self.options.operation_timeout)):
                     pool, self._pool = self._pool, None
