@@ -125,3 +125,41 @@ def test_a_non_ascii_vm_name_comes_back_escaped_and_unchanged(engine, name):
     assert document["ok"] is True
     assert document["result"]["vm_name"] == name
     assert document["result"]["names"] == [name, "plain"]
+
+
+# --------------------------------------------------------------------------
+# Point 1: the scheduled-task runner, as the task runs it
+# --------------------------------------------------------------------------
+
+def _runner(name: str = "attach_vhd") -> str:
+    from tests.test_template_safety import _runner_text
+
+    return _runner_text(scripts.render(name, mapping_via_task=True).text)
+
+
+def test_the_stripped_runner_loads_system_security_first_and_exits_2_without_its_directory(
+        engine):
+    """The runner parses, gets past its assembly load and answers what it documents for a
+    missing %ProgramData%\\smbvol (exit code 2); here CommonApplicationData is /usr/share, which
+    has no 'smbvol' child named with a backslash."""
+    runner = _runner()
+    statements = runner.split("\n")
+    load = statements.index("Add-Type -AssemblyName System.Security")
+    first_exit = next(i for i, s in enumerate(statements) if s.startswith("exit "))
+    assert load < first_exit
+    done = _run_encoded(engine, runner)
+    assert done.returncode == 2, (done.returncode, done.stderr.decode("utf-8", "replace"))
+    assert done.stderr == b""
+
+
+def test_the_runner_s_assembly_load_makes_protecteddata_resolve(engine):
+    runner = _runner()
+    statements = runner.split("\n")
+    preamble = statements[:statements.index("Add-Type -AssemblyName System.Security") + 1]
+    probe = "\n".join(preamble + [
+        "$type = 'System.Security.Cryptography.ProtectedData' -as [type]",
+        "if ($null -eq $type -or @($type.GetMethods() | Where-Object { $_.Name -eq 'Unprotect' }).Count -eq 0) { exit 41 }",
+        "exit 40",
+    ])
+    done = _run_encoded(engine, probe)
+    assert done.returncode == 40, done.stderr.decode("utf-8", "replace")

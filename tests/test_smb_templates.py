@@ -534,8 +534,8 @@ def test_task_command_line_and_definition_carry_no_secret():
     # the directory is refused when it is a reparse point or owned by anyone else
     check = tree.t(fns["assert-smbvolprivatedirectory"])
     assert "ReparsePoint" in check and "GetOwner(" in check
-    assert check.index("ReparsePoint") < check.index("SetAccessControl")
-    assert check.index("GetOwner(") < check.index("SetAccessControl")
+    assert check.index("ReparsePoint") < check.index("Set-Acl -LiteralPath")
+    assert check.index("GetOwner(") < check.index("-Directory $true -Owner $false")
     # the runner checks the same before it reads anything
     assert runner.index("ReparsePoint") < runner.index("ReadAllText")
     assert runner.index("GetOwner(") < runner.index("ReadAllText")

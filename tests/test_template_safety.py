@@ -19,8 +19,11 @@ Vocabulary of the helpers:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import itertools
+import json
+import os
 import re
 from typing import Dict, Iterator, List, Optional, Set, Tuple
 
@@ -1017,3 +1020,171 @@ def test_iscsi_disconnect_logs_out_only_sessions_of_the_requested_target(name, o
         assert _norm(_t(_arg(cmd, "nodeaddress"))) == "([string]$session.targetnodeaddress)"
     assert [_norm(_t(v)) for v in _assignments(disc, "id")] == \
         ["[string]$session.sessionidentifier"]
+
+
+# --------------------------------------------------------------------------
+# The .NET runtime floor: Windows PowerShell 5.1 (.NET Framework 4.6.2) and PowerShell 7.6
+# --------------------------------------------------------------------------
+
+def _dotnet_reference_dir() -> Optional[str]:
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for folder in (os.path.join(here, "tests", "data", "dotnet-api"),
+                   os.path.join(os.path.dirname(here), "shared", "reference", "dotnet-api")):
+        if os.path.isfile(os.path.join(folder, "netfx462.json")):
+            return folder
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _dotnet_types(runtime: str) -> Dict[str, dict]:
+    folder = _dotnet_reference_dir()
+    if folder is None:
+        pytest.skip("no .NET API reference (tests/data/dotnet-api or ../shared/reference)")
+    with open(os.path.join(folder, runtime + ".json"), encoding="utf-8") as handle:
+        return json.load(handle)["types"]
+
+
+#: Assemblies Windows PowerShell 5.1 has loaded in a fresh powershell.exe -EncodedCommand.
+FIVE_ONE_LOADED = {"mscorlib", "System", "System.Core", "System.Management.Automation",
+                   "Microsoft.Management.Infrastructure", "System.Xml", "System.Configuration",
+                   "System.DirectoryServices", "System.Management", "System.Numerics",
+                   "System.Data"}
+
+
+def _runner_text(text: str) -> str:
+    """The task runner's text exactly as New-SmbvolGlobalMappingViaTask puts it on the task's
+    command line: the function's body, comment and blank lines dropped, lines trimmed."""
+    fn = Script(text).fn("Invoke-SmbvolMappingTaskScript")
+    block = next(c for c in fn.named_children if c.type == "script_block")
+    body = _t(block)
+    lines = [line.strip() for line in re.split(r"\r?\n", body)]
+    return "\n".join(line for line in lines if line and not line.startswith("#"))
+
+
+def _code(text: str) -> str:
+    """The text with comments and string contents masked ('x'), so that neither can look like
+    a call, and a string argument still counts as an argument."""
+    src = pscheck._source(text)
+    chars = list(src.text)
+    for start, end in pscheck._comment_and_string_spans(src):
+        for i in range(start, end):
+            if chars[i] not in "\r\n":
+                chars[i] = "x"
+    return "".join(chars)
+
+
+def _top_level_argument_count(code: str, open_paren: int) -> Tuple[int, int]:
+    """(number of arguments, index of the closing parenthesis) of the call at ``open_paren``."""
+    depth, count, seen = 0, 0, False
+    for i in range(open_paren, len(code)):
+        c = code[i]
+        if c in "([{":
+            depth += 1
+            if depth == 1:
+                continue
+        elif c in ")]}":
+            depth -= 1
+            if depth == 0:
+                return (count + 1 if seen else 0), i
+        elif c == "," and depth == 1:
+            count += 1
+        if depth >= 1 and not c.isspace():
+            seen = True
+    raise AssertionError("unbalanced call at %d" % open_paren)
+
+
+def dotnet_floor_problems(text: str) -> List[str]:
+    """.NET members a script names that one of the two runtimes lacks: static methods by
+    argument count, New-Object constructors by argument count, and the .NET Framework-only
+    ACL instance methods (FileInfo/DirectoryInfo.GetAccessControl, SetAccessControl)."""
+    code = _code(text)
+    problems = []
+    runtimes = ("netfx462", "pwsh76")
+    for m in re.finditer(r"\[([A-Za-z][\w.]*)\]::(\w+)\(", code):
+        type_name, member = m.group(1), m.group(2)
+        count, _end = _top_level_argument_count(code, m.end() - 1)
+        for runtime in runtimes:
+            known = _dotnet_types(runtime).get(type_name)
+            if known is None:
+                continue
+            counts = known.get("static", {}).get(member)
+            if (runtime == "pwsh76" and type_name == "System.IO.Directory"
+                    and member == "CreateDirectory" and count == 2):
+                # .NET's 2-argument form takes a UnixFileMode, not a DirectorySecurity.
+                counts = None
+            if counts is None or count not in counts:
+                problems.append("%s: [%s]::%s with %d argument(s)" % (runtime, type_name, member,
+                                                                        count))
+    for m in re.finditer(r"New-Object -TypeName ([A-Za-z][\w.]*) -ArgumentList ", code):
+        type_name = m.group(1)
+        rest = code[m.end():].split("\n", 1)[0]
+        depth, count = 0, 1
+        for c in rest:
+            if c in "([{":
+                depth += 1
+            elif c in ")]}":
+                if depth == 0:
+                    break
+                depth -= 1
+            elif c == "," and depth == 0:
+                count += 1
+        for runtime in runtimes:
+            known = _dotnet_types(runtime).get(type_name)
+            if known is not None and count not in known.get("ctors", []):
+                problems.append("%s: new %s with %d argument(s)" % (runtime, type_name, count))
+    for m in re.finditer(r"\.(GetAccessControl|SetAccessControl)\(", code):
+        problems.append("pwsh76: instance method %s (an extension method in .NET, not a "
+                        "member PowerShell 7 can call)" % m.group(1))
+    return problems
+
+
+@pytest.mark.parametrize("name,oid,text", _cases(*scripts.OPERATIONS))
+def test_every_dotnet_member_exists_in_windows_powershell_and_powershell_7(name, oid, text):
+    problems = dotnet_floor_problems(text)
+    assert not problems, "\n".join(sorted(set(problems)))
+
+
+def test_the_dotnet_floor_check_sees_the_framework_only_acl_forms():
+    bad = "\n".join([
+        "$a = [System.IO.Directory]::GetAccessControl($p, 'Owner')",
+        "[System.IO.Directory]::SetAccessControl($p, $s)",
+        "$null = [System.IO.Directory]::CreateDirectory($p, $s)",
+        "$o = $file.GetAccessControl('Owner')",
+        "$f = New-Object -TypeName System.IO.FileStream -ArgumentList $p, $m, $r, $s, 4096, $o, $x",
+    ])
+    problems = " ".join(dotnet_floor_problems(bad))
+    for expected in ("GetAccessControl with 2", "SetAccessControl with 2",
+                     "CreateDirectory with 2", "instance method GetAccessControl",
+                     "new System.IO.FileStream with 7"):
+        assert expected in problems, (expected, problems)
+    good = "\n".join(["$null = [System.IO.Directory]::CreateDirectory($p)",
+                      "$f = New-Object -TypeName System.IO.FileStream -ArgumentList $p, $m, $a, $s"])
+    assert dotnet_floor_problems(good) == []
+
+
+def runner_assembly_problems(runner: str) -> List[str]:
+    """Types the runner names whose .NET Framework assembly a fresh Windows PowerShell 5.1 does
+    not load, with no ``Add-Type -AssemblyName`` of it before their first use."""
+    code = _code(runner)
+    problems = []
+    for m in re.finditer(r"\[([A-Za-z][\w.]*)\]", code):
+        known = _dotnet_types("netfx462").get(m.group(1))
+        if known is None or known["assembly"] in FIVE_ONE_LOADED:
+            continue
+        loaded = re.search(r"(?im)^\s*Add-Type -AssemblyName %s\s*$" % re.escape(
+            known["assembly"]), runner[:m.start()])
+        if not loaded:
+            problems.append("[%s] (assembly %s) is used before Add-Type -AssemblyName %s"
+                            % (m.group(1), known["assembly"], known["assembly"]))
+    return problems
+
+
+@pytest.mark.parametrize("name", ["mount_share", "attach_vhd", "attach_vhds"])
+def test_the_task_runner_loads_every_assembly_it_uses(name):
+    """The runner is its own process (powershell.exe -EncodedCommand as SYSTEM): ProtectedData
+    is in System.Security, which 5.1 does not load by itself."""
+    runner = _runner_text(scripts.render(name, mapping_via_task=True).text)
+    assert "ProtectedData" in runner
+    assert runner_assembly_problems(runner) == []
+    assert runner_assembly_problems(
+        "$x = [System.Security.Cryptography.ProtectedData]::Unprotect($a, $b, 'LocalMachine')")
