@@ -163,3 +163,76 @@ def test_the_runner_s_assembly_load_makes_protecteddata_resolve(engine):
     ])
     done = _run_encoded(engine, probe)
     assert done.returncode == 40, done.stderr.decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------
+# Running a template's functions against small fake modules
+# --------------------------------------------------------------------------
+
+def library(name: str, **options) -> str:
+    """The rendered script of ``name`` without its param() block and without its final
+    try/catch: its settings, variables and every function, byte for byte."""
+    text = scripts.render(name, **options).text
+    start = 0
+    if text.startswith("[CmdletBinding()]"):
+        start = text.index("\n)\n") + 3
+    elif text.startswith("param()"):
+        start = text.index("\n") + 1
+    end = text.rindex("\ntry {\n    $SmbvolOutput")
+    return text[start:end] + "\n"
+
+
+def fake_module(module: str, functions: str) -> str:
+    """A module named like the real one (module-qualified calls reach it)."""
+    return ("$null = New-Module -Name %s -ScriptBlock {\n%s\nExport-ModuleMember -Function *\n}"
+            " | Import-Module -Global\n" % (module, functions))
+
+
+RUN_BODY = """
+try {
+    $SmbvolAnswer = & {
+%s
+    }
+    $SmbvolDocument = @{ ok = $true; result = $SmbvolAnswer }
+} catch {
+    $SmbvolDocument = @{ ok = $false; error = (Get-SmbvolError -ErrorRecord $_) }
+}
+Write-SmbvolEnvelope -Document $SmbvolDocument
+"""
+
+
+def run_functions(engine: str, name: str, body: str, fakes: str = "", options=None,
+                  prelude: str = "") -> dict:
+    """Runs ``body`` after the library of template ``name`` (with ``fakes`` defined first,
+    ``prelude`` after the library: aliases that stand in for host helpers); returns the
+    envelope document (``result`` = what ``body`` returned, ``warnings``)."""
+    text = fakes + library(name, **(options or {})) + prelude + RUN_BODY % body
+    done = _run_text(engine, text)
+    assert b"@@SMBVOL-BEGIN@@" in done.stdout, done.stderr.decode("utf-8", "replace")
+    return _envelope(done.stdout)
+
+
+# --------------------------------------------------------------------------
+# Point 12: a share scoped to another name never wins the local lookup
+# --------------------------------------------------------------------------
+
+SMB_SHARES = """
+function Get-SmbShare {
+    [CmdletBinding()]
+    param()
+    return @(
+        [pscustomobject]@{ Name = 'vols'; ScopeName = 'cluster-fs'; Path = 'D:\\other' },
+        [pscustomobject]@{ Name = 'only'; ScopeName = 'cluster-fs'; Path = 'E:\\scoped' },
+        [pscustomobject]@{ Name = 'vols'; ScopeName = '*'; Path = 'D:\\vols' }
+    )
+}
+"""
+
+
+@pytest.mark.parametrize("share,expected", [("vols", "D:\\vols"), ("only", None)])
+def test_a_share_scoped_to_another_name_is_not_this_share(engine, share, expected):
+    body = ("return @{ path = (Get-SmbvolLocalSharePath -Share @{ share = '%s'; host = 'hv01' }) }"
+            % share)
+    document = run_functions(engine, "unmount_share", body, fake_module("SmbShare", SMB_SHARES))
+    assert document["ok"], document
+    assert document["result"]["path"] == expected
