@@ -275,3 +275,23 @@ def _split(fragments: bytes) -> List[bytes]:
     if offset < len(fragments):
         out.append(fragments[offset:])
     return out
+
+
+def messages(data: bytes) -> List[bytes]:
+    """The complete PSRP messages in a run of fragments (header and CLIXML data)."""
+    out: List[bytes] = []
+    partial: Dict[int, bytearray] = {}
+    for object_id, start, end, blob in _fragments(data):
+        if start:
+            partial[object_id] = bytearray()
+        if object_id in partial:
+            partial[object_id].extend(blob)
+            if end:
+                out.append(bytes(partial.pop(object_id)))
+    return out
+
+
+def clixml_size(data: bytes) -> int:
+    """Bytes of CLIXML in the complete messages of ``data`` (without the 40-byte headers;
+    encrypted SecureStrings count as the base64 text they are)."""
+    return sum(max(0, len(m) - 40) for m in messages(data))
