@@ -1188,3 +1188,18 @@ def test_the_task_runner_loads_every_assembly_it_uses(name):
     assert runner_assembly_problems(runner) == []
     assert runner_assembly_problems(
         "$x = [System.Security.Cryptography.ProtectedData]::Unprotect($a, $b, 'LocalMachine')")
+
+
+@pytest.mark.parametrize("name,before,after", [
+    ("iscsi_attach", "Assert-SmbvolVMStateForDisks -VM $vm -Action 'attached'",
+     "Connect-SmbvolIscsi"),
+    ("iscsi_detach", "if ($found.Count -eq 0)", "Assert-SmbvolVMStateForDisks -VM $vm -Action 'removed'"),
+    ("iscsi_detach", "Assert-SmbvolVMStateForDisks -VM $vm -Action 'removed'",
+     "Hyper-V\\Remove-VMHardDiskDrive"),
+])
+def test_iscsi_templates_refuse_a_saved_or_paused_vm_like_the_smb_ones(name, before, after):
+    """Hyper-V changes disks only while a VM is Off or Running: iscsi_attach refuses before it
+    logs in, iscsi_detach only when it has a disk to remove."""
+    body = _t(Script(scripts.render(name).text).body())
+    assert before in body and after in body, (before, after)
+    assert body.index(before) < body.index(after)

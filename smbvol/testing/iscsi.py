@@ -635,6 +635,7 @@ class IscsiHostMixin:
         vm = self._find_vm(p.get("VMName"))
         self._check_locks([vm.lock_key] + self._iscsi_lock_keys(paths),
                           p.get("LockTimeoutSeconds"))
+        self._check_vm_state(vm, "attached")
         conn = self._iscsi_connect(call, p, paths)
         number = conn["disk_number"]
         key = vm.name.lower()
@@ -694,6 +695,7 @@ class IscsiHostMixin:
         if not found:
             return dict(nothing, disk_number=numbers[0],
                         disk_path="\\\\.\\PHYSICALDRIVE%d" % numbers[0])
+        self._check_vm_state(vm, "removed")
         self._check_detachable(vm, found, "disk_number")
         call.stage("remove")
         for disk in found:
