@@ -236,3 +236,65 @@ def test_a_share_scoped_to_another_name_is_not_this_share(engine, share, expecte
     document = run_functions(engine, "unmount_share", body, fake_module("SmbShare", SMB_SHARES))
     assert document["ok"], document
     assert document["result"]["path"] == expected
+
+
+# --------------------------------------------------------------------------
+# Point 11: a failed QoS rollback keeps the first error and reports both
+# --------------------------------------------------------------------------
+
+HYPERV_QOS_FAILS = """
+function Get-VMHardDiskDrive {
+    [CmdletBinding()]
+    param($VM)
+    return @()
+}
+function Get-VMScsiController {
+    [CmdletBinding()]
+    param($VM)
+    return @([pscustomobject]@{ ControllerNumber = 0; Drives = @() })
+}
+function Add-VMHardDiskDrive {
+    [CmdletBinding()]
+    param($VM, $ControllerType, $ControllerNumber, $ControllerLocation, $Path, [switch]$Passthru)
+    return [pscustomobject]@{ Path = $Path; ControllerType = $ControllerType; ControllerNumber = $ControllerNumber; ControllerLocation = $ControllerLocation; VMName = $VM.Name }
+}
+function Set-VMHardDiskDrive {
+    [CmdletBinding()]
+    param($VMHardDiskDrive, $MaximumIOPS, $MinimumIOPS)
+    throw 'the QoS policy cannot be applied'
+}
+function Remove-VMHardDiskDrive {
+    [CmdletBinding()]
+    param($VMHardDiskDrive)
+    %s
+}
+"""
+
+QOS_BODY = r"""
+$vm = [pscustomobject]@{ Name = 'vm1'; Id = '6c1e1c57-0000-4000-8000-000000000001'; State = 'Running'; Generation = 2 }
+$share = @{ root = '\\fs\v'; unc = '\\fs\v' }
+$mount = @{ share = $share; share_path = '\\fs\v'; unc_disk_path = '\\fs\v\a.vhdx'; disk_path = '\\fs\v\a.vhdx' }
+return Add-SmbvolAttachment -VM $vm -Mount $mount -DiskBus 'scsi' -MaximumIops 500 -MinimumIops 0 -Taken @{} -AllDrives @()
+"""
+
+
+def test_a_failed_qos_rollback_keeps_the_qos_error_and_reports_the_removal(engine):
+    fakes = fake_module("Hyper-V", HYPERV_QOS_FAILS % "throw 'the disk is locked by the VM'")
+    document = run_functions(engine, "attach_vhd", QOS_BODY, fakes)
+    assert document["ok"] is False
+    error = document["error"]
+    assert "the QoS policy cannot be applied" in error["message"]
+    assert "the disk is locked by the VM" in error["message"]
+    assert error["message"].endswith("the QoS policy cannot be applied")
+    assert error["data"]["rollback_error"] == "the disk is locked by the VM"
+    assert error["data"]["cause"] == "the QoS policy cannot be applied"
+    assert any("still attached at SCSI 0:0" in w for w in document["warnings"])
+
+
+def test_a_qos_failure_whose_rollback_works_reports_the_qos_error_alone(engine):
+    fakes = fake_module("Hyper-V", HYPERV_QOS_FAILS % "return")
+    document = run_functions(engine, "attach_vhd", QOS_BODY, fakes)
+    assert document["ok"] is False
+    assert document["error"]["data"]["cause"] == "the QoS policy cannot be applied"
+    assert "rollback_error" not in document["error"]["data"]
+    assert document["warnings"] == []
