@@ -392,6 +392,8 @@ class Case:
     warm: bool = True
     refused: bool = False
     close_after: bool = False
+    #: read_timeout of the executor (operation_timeout is 1 s)
+    read_timeout: int = 2
 
 
 def _f(action: str, kind: str, times: int = 1, **params: float):
@@ -507,10 +509,10 @@ def _leaks(error: Optional[BaseException], records: List[str]) -> List[str]:
     return where
 
 
-def remote_options(port: int, deadline: int) -> RemoteOptions:
+def remote_options(port: int, deadline: int, read_timeout: int = 2) -> RemoteOptions:
     return RemoteOptions(host="127.0.0.1", port=port, ssl=False, auth="basic", username=USER,
                          password=WIRE_PW, allow_unencrypted=True, operation_timeout=1,
-                         read_timeout=2, script_timeout=deadline)
+                         read_timeout=read_timeout, script_timeout=deadline)
 
 
 def _free_port() -> int:
@@ -544,12 +546,12 @@ class Bench:
                 return sum(len(s.commands) for s in self.backend.shells.values())
         return len(self.fake.open_shells)
 
-    def executor(self, port: int, deadline: int):
+    def executor(self, port: int, deadline: int, read_timeout: int = 2):
         from smbvol import retry
 
         policy = retry.policy("fault matrix", 2, 0.0, sleep=lambda s: None,
                               retryable=exceptions.is_connection_failure)
-        options = remote_options(port, deadline)
+        options = remote_options(port, deadline, read_timeout)
         if self.transport == "psrp":
             from smbvol.executors.psrp import PSRPExecutor
             return PSRPExecutor(options, retry=policy, max_output=MAX_OUTPUT)
@@ -561,7 +563,7 @@ def run_case(bench: Bench, case: Case) -> Outcome:
     """Run ``case`` once against ``bench`` (a fresh proxy and executor)."""
     proxy = FaultProxy(bench.backend_port).start()
     port = _free_port() if case.refused else proxy.port
-    ex = bench.executor(port, case.deadline)
+    ex = bench.executor(port, case.deadline, case.read_timeout)
     records = _Records()
     root = logging.getLogger()
     old_level = root.level

@@ -115,6 +115,8 @@ class SessionGuard:
         self.host = host
         self.read_timeout = float(read_timeout)
         self.budget: Optional[CallBudget] = None
+        #: The clean-up budget of the call, once one is needed (see cleanup_budget).
+        self.cleanup: Optional[CallBudget] = None
         self._connections: "weakref.WeakSet[Any]" = weakref.WeakSet()
         self._lock = threading.Lock()
 

@@ -230,7 +230,9 @@ class WinRMExecutor(Executor):
                  call: Callable[..., Any], *args: str) -> None:
         budget = guard.budget
         if budget is not None and (failed or budget.expired()):
-            budget = cleanup_budget(self.options.operation_timeout)
+            # one short clean-up budget for the Signal and the Delete together
+            budget = guard.cleanup = (getattr(guard, "cleanup", None)
+                                      or cleanup_budget(self.options.operation_timeout))
         try:
             if budget is None:
                 call(*args)
