@@ -102,7 +102,8 @@ _HINTS = (
      "check --username (DOMAIN\\user or user@domain), the password (SMBVOL_PASSWORD or "
      "--password-file) and --auth; the user must be an administrator of the Hyper-V host"),
     (exceptions.ExecutorTimeout,
-     "the host did not answer in time: check that it is up, or raise [smbvol] script_timeout"),
+     "the host did not answer in time: check that it is up, or raise the [smbvol] timeout "
+     "the message names (script_timeout, read_timeout or operation_timeout)"),
     (exceptions.TransportError,
      "check the host name and that WinRM listens on it (Enable-PSRemoting; "
      "winrm enumerate winrm/config/listener), --port, --ssl/--no-ssl and the firewall"),
