@@ -173,14 +173,18 @@ class EngineProgram:
     bootstrap — runs as ``pwsh`` with the same arguments and the command's standard input;
     its real stdout, stderr and exit code are the answer.  While it runs, a Receive waits
     up to its ``OperationTimeout`` (then the operation-timeout fault); a Signal or Delete
-    kills it.  ``env`` is added to its environment (fake host modules, their state).
+    kills it.  ``env`` is added to its environment (fake host modules, their state);
+    ``prelude`` is PowerShell run first in the same process, as a host's modules are loaded
+    before anything runs (the ``-EncodedCommand`` text runs unchanged after it).
     """
 
     PROGRAMS = ("powershell.exe", "powershell", "pwsh.exe", "pwsh")
 
-    def __init__(self, pwsh: str, env: Optional[Dict[str, str]] = None) -> None:
+    def __init__(self, pwsh: str, env: Optional[Dict[str, str]] = None,
+                 prelude: str = "") -> None:
         self.pwsh = pwsh
         self.env = dict(env or {})
+        self.prelude = prelude
         #: every process started, in order
         self.runs: List[Running] = []
 
@@ -191,12 +195,22 @@ class EngineProgram:
         env.update({"POWERSHELL_UPDATECHECK": "Off", "POWERSHELL_TELEMETRY_OPTOUT": "1",
                     "DOTNET_CLI_TELEMETRY_OPTOUT": "1"})
         env.update(self.env)
-        run = Running([self.pwsh] + list(arguments), stdin, env)
+        run = Running([self.pwsh] + self._with_prelude(list(arguments)), stdin, env)
         self.runs.append(run)
         return run
 
     def running(self) -> List[Running]:
         return [r for r in self.runs if r.alive]
+
+    def _with_prelude(self, arguments: List[str]) -> List[str]:
+        if not self.prelude:
+            return arguments
+        lowered = [a.lower() for a in arguments]
+        at = lowered.index("-encodedcommand") + 1
+        text = base64.b64decode(arguments[at]).decode("utf-16-le")
+        arguments[at] = base64.b64encode((self.prelude + "\n" + text).encode("utf-16-le")
+                                         ).decode("ascii")
+        return arguments
 
 
 def _operation_timeout(body: bytes) -> float:
