@@ -767,25 +767,13 @@ function Invoke-FakeIscsiLogin {
 }
 
 function Add-FakeIscsiSession {
-    # A new session; the target's LUNs appear as disks, offline by the SAN policy unless online
-    # before (state.iscsi.online_disks).
+    # A new session; the target's LUNs appear as disks, offline by the SAN policy (OfflineShared)
+    # unless online before (state.iscsi.online_disks). offline_disks lists only the disks taken
+    # offline with Set-Disk, as the state schema has it.
     param([string]$Iqn, [hashtable]$Portal, [bool]$Persistent)
     $iscsi = Get-FakeIscsi
-    $before = @(Get-FakeHostDisks | ForEach-Object { $_.number })
     $session = @{ id = New-FakeSessionId; target_iqn = $Iqn; portal = $Portal.text; persistent = $Persistent }
     $iscsi['sessions'] = @(@($iscsi['sessions']) + $session)
-    $online = Get-FakeIscsiList -Name 'online_disks'
-    $offline = [System.Collections.Generic.List[long]]::new()
-    foreach ($n in @(Get-FakeIscsiList -Name 'offline_disks')) {
-        $offline.Add($n)
-    }
-    foreach ($disk in @(Get-FakeHostDisks)) {
-        if ($before -notcontains $disk.number -and $online -notcontains $disk.number -and -not $offline.Contains($disk.number)) {
-            $offline.Add($disk.number)
-        }
-    }
-    $offline.Sort()
-    $iscsi['offline_disks'] = @($offline.ToArray())
     Save-FakeState
     return $session
 }
