@@ -298,3 +298,63 @@ def test_a_qos_failure_whose_rollback_works_reports_the_qos_error_alone(engine):
     assert document["error"]["data"]["cause"] == "the QoS policy cannot be applied"
     assert "rollback_error" not in document["error"]["data"]
     assert document["warnings"] == []
+
+
+# --------------------------------------------------------------------------
+# Point 3: a checkpoint's drives keep the share in use
+# --------------------------------------------------------------------------
+
+HYPERV_CHECKPOINTS = r"""
+function Get-VM {
+    [CmdletBinding()]
+    param()
+    return @(
+        [pscustomobject]@{ Name = 'vm-a'; Id = 'a'; ConfigurationLocation = 'C:\vms'; SnapshotFileLocation = 'C:\vms'; SmartPagingFilePath = 'C:\vms' },
+        [pscustomobject]@{ Name = 'vm-b'; Id = 'b'; ConfigurationLocation = 'C:\vms'; SnapshotFileLocation = 'C:\vms'; SmartPagingFilePath = 'C:\vms' }
+    )
+}
+function Get-VMSnapshot {
+    [CmdletBinding()]
+    param([Parameter(Mandatory = $true)]$VM)
+    if ($VM.Name -eq 'vm-a') {
+        return @([pscustomobject]@{ Name = 'before-upgrade'; VMName = 'vm-a'; VMId = 'a' })
+    }
+    if ($VM.Name -eq 'vm-b') {
+        return @([pscustomobject]@{ Name = 'installed'; VMName = 'vm-b'; VMId = 'b' })
+    }
+}
+function Get-VMHardDiskDrive {
+    [CmdletBinding(DefaultParameterSetName = 'VMObject')]
+    param([Parameter(ParameterSetName = 'VMObject', Mandatory = $true)]$VM,
+          [Parameter(ParameterSetName = 'VMSnapshot', Mandatory = $true)]$VMSnapshot)
+    if ($PSCmdlet.ParameterSetName -eq 'VMSnapshot' -and $VMSnapshot.Name -eq 'before-upgrade') {
+        return @([pscustomobject]@{ Path = '\\fs\v\a.vhdx'; VMName = 'vm-a'; VMId = 'a' })
+    }
+    return @()
+}
+function Get-VMDvdDrive {
+    [CmdletBinding(DefaultParameterSetName = 'VMObject')]
+    param([Parameter(ParameterSetName = 'VMObject', Mandatory = $true)]$VM,
+          [Parameter(ParameterSetName = 'VMSnapshot', Mandatory = $true)]$VMSnapshot)
+    if ($PSCmdlet.ParameterSetName -eq 'VMSnapshot' -and $VMSnapshot.Name -eq 'installed') {
+        return @([pscustomobject]@{ Path = '\\fs\v\install.iso'; VMName = 'vm-b'; VMId = 'b' })
+    }
+    return @()
+}
+"""
+
+
+def test_unmount_counts_the_disks_and_dvds_of_every_checkpoint(engine):
+    body = r"""
+return @{
+    holders = @(Get-SmbvolShareHolders -Prefixes @('\\fs\v'))
+    other = @(Get-SmbvolShareHolders -Prefixes @('\\fs\elsewhere'))
+    users = @(Get-SmbvolShareUsers -Drives (Get-SmbvolAllDrives -WithCheckpoints) -Prefixes @('\\fs\v'))
+}
+"""
+    document = run_functions(engine, "unmount_share", body,
+                             fake_module("Hyper-V", HYPERV_CHECKPOINTS))
+    assert document["ok"], document
+    assert document["result"]["holders"] == ["vm-a", "vm-b"]
+    assert document["result"]["other"] == []
+    assert document["result"]["users"] == ["vm-a"]

@@ -688,8 +688,15 @@ def test_windows_error_5023_is_invalid_state(name):
 def test_unmount_counts_every_way_a_vm_uses_the_share():
     tree = tree_of("unmount_share", {})
     holders = tree.t(tree.functions()["get-smbvolshareholders"])
-    for needle in ("Hyper-V\\Get-VMHardDiskDrive -VM $vm", "Resolve-SmbvolImagePath -Path $path",
-                   "Hyper-V\\Get-VMDvdDrive -VM $vm", "$vm.ConfigurationLocation",
+    inventory = tree.t(tree.functions()["get-smbvolvminventory"])
+    for needle in ("Hyper-V\\Get-VMHardDiskDrive -VM $VM", "Hyper-V\\Get-VMDvdDrive -VM $VM",
+                   "Hyper-V\\Get-VMSnapshot -VM $VM",
+                   "Hyper-V\\Get-VMHardDiskDrive -VMSnapshot $checkpoint",
+                   "Hyper-V\\Get-VMDvdDrive -VMSnapshot $checkpoint"):
+        assert needle in inventory, needle
+    for needle in ("$inventory = Get-SmbvolVMInventory -VM $vm", "@($inventory.disks)",
+                   "Resolve-SmbvolImagePath -Path $path", "@($inventory.dvds)",
+                   "$vm.ConfigurationLocation",
                    "$vm.SnapshotFileLocation", "$vm.SmartPagingFilePath",
                    "Test-SmbvolPathAtOrUnder -Path $folder"):
         assert needle in holders, needle

@@ -407,9 +407,10 @@ def inventory_problems(script: Script, scope, var: str) -> List[str]:
             drives = _arg(cmd, "drives")
             dcmd = _unwrap(drives) if drives is not None else None
             if dcmd is None or dcmd.type != "command" or _base(dcmd) != "get-smbvolalldrives" \
-                    or _args(dcmd):
-                problems.append("Get-SmbvolShareUsers -Drives must be (Get-SmbvolAllDrives), "
-                                "got %s" % (_t(drives) if drives is not None else "nothing"))
+                    or [k for k, _v in _args(dcmd)] != ["withcheckpoints"]:
+                problems.append("Get-SmbvolShareUsers -Drives must be (Get-SmbvolAllDrives "
+                                "-WithCheckpoints), got %s"
+                                % (_t(drives) if drives is not None else "nothing"))
             prefixes = _arg(cmd, "prefixes")
             ptext = _norm(_t(prefixes)) if prefixes is not None else ""
             if not re.fullmatch(r"@\(\$[\w.]+\)", ptext):
@@ -500,16 +501,24 @@ def test_unmount_share_holders_read_every_vm_inventory(name, oid, text):
     assert len(vm_loops) == 1, "Get-SmbvolShareHolders must loop over every VM (Hyper-V\\Get-VM)"
     vm, vm_body = vm_loops[0]
 
+    inventories = [_var(a.named_children[0]) for a in _walk(vm_body)
+                   if a.type == "assignment_expression"
+                   and _unwrap(a.named_children[-1]).type == "command"
+                   and _base(_unwrap(a.named_children[-1])) == "get-smbvolvminventory"
+                   and [(k, _norm(_t(v[0]))) for k, v in _args(_unwrap(a.named_children[-1]))]
+                   == [("vm", "$" + vm)]]
+    assert len(inventories) == 1, \
+        "Get-SmbvolShareHolders must read each VM's drives with Get-SmbvolVMInventory -VM $%s" % vm
+    inventory = inventories[0]
     flags = {}
     for loop in (n for n in _walk(vm_body) if n.type == "foreach_statement"):
         var, iterable, body = _foreach_parts(loop)
-        inner = _unwrap(iterable)
-        if inner.type == "command":
-            what = _base(inner)
-            assert [(k, _norm(_t(v[0]))) for k, v in _args(inner)] == [("vm", "$" + vm)], \
-                "%s must list the drives of the VM only by -VM $%s" % (_name(inner), vm)
+        text_ = _norm(_t(iterable))
+        if text_ == "@($%s.disks)" % inventory:
+            what = "get-vmharddiskdrive"
+        elif text_ == "@($%s.dvds)" % inventory:
+            what = "get-vmdvddrive"
         else:
-            text_ = _norm(_t(iterable))
             if not all("$%s.%s" % (vm, p) in text_ for p in
                        ("configurationlocation", "snapshotfilelocation", "smartpagingfilepath")):
                 continue
@@ -549,6 +558,47 @@ def test_unmount_share_holders_read_every_vm_inventory(name, oid, text):
                            for r in returns), "Get-SmbvolShareHolders must return the names found"
 
 
+def _inventory_lists(fn) -> Dict[str, Set[str]]:
+    """Get-SmbvolVMInventory: list variable → the normalised drive commands added to it."""
+    found: Dict[str, Set[str]] = {}
+    for loop in (n for n in _walk(fn) if n.type == "foreach_statement"):
+        var, iterable, body = _foreach_parts(loop)
+        cmd = _unwrap(iterable)
+        if cmd.type != "command":
+            continue
+        for recv, call in _method_calls(body, "Add"):
+            if _norm(_t(_call_argument(call))) == "$" + var:
+                found.setdefault(recv, set()).add(
+                    "%s %s" % (_base(cmd), " ".join("-%s %s" % (k, _norm(_t(v[0])))
+                                                    for k, v in _args(cmd))))
+    return found
+
+
+@pytest.mark.parametrize("name,oid,text", _cases("unmount_share", "attach_vhd", "mount_share"))
+def test_vm_inventory_holds_the_drives_of_every_checkpoint(name, oid, text):
+    """A checkpoint still refers to an image detached since it was taken: the inventory that
+    decides whether a mapping may go holds the VM's drives and those of each checkpoint."""
+    script = Script(text)
+    fn = script.fn("Get-SmbvolVMInventory")
+    snapshot_loops = [n for n in _walk(fn) if n.type == "foreach_statement"
+                      and _unwrap(_foreach_parts(n)[1]).type == "command"
+                      and _base(_unwrap(_foreach_parts(n)[1])) == "get-vmsnapshot"]
+    assert len(snapshot_loops) == 1, "every checkpoint of the VM: Hyper-V\\Get-VMSnapshot -VM $VM"
+    checkpoint = _foreach_parts(snapshot_loops[0])[0]
+    lists = _inventory_lists(fn)
+    wanted = {
+        "get-vmharddiskdrive -vm $vm", "get-vmharddiskdrive -vmsnapshot $" + checkpoint,
+    }
+    dvd_wanted = {"get-vmdvddrive -vm $vm", "get-vmdvddrive -vmsnapshot $" + checkpoint}
+    assert wanted in lists.values() and dvd_wanted in lists.values(), lists
+    alld = script.fn("Get-SmbvolAllDrives")
+    assert "get-smbvolvminventory" in {_base(c) for c in _commands(alld)}
+    if name != "unmount_share":
+        for fn_name in ("Undo-SmbvolMount", "Mount-SmbvolShare"):
+            calls = [c for c in _commands(script.fn(fn_name)) if _base(c) == "get-smbvolalldrives"]
+            assert calls and all(_t(c).endswith("-WithCheckpoints") for c in calls), fn_name
+
+
 @pytest.mark.parametrize("name,oid,text", _cases("unmount_share"))
 def test_unmount_share_prefixes_always_hold_the_share_root(name, oid, text):
     script = Script(text)
@@ -569,7 +619,7 @@ def test_share_users_and_all_drives_see_every_hard_disk(name, oid, text):
     script = Script(text)
     alld = script.fn("Get-SmbvolAllDrives")
     rets = [n for n in _walk(alld) if n.type == "flow_control_statement"]
-    assert len(rets) == 1
+    assert len(rets) == 2
     pipe = [c for c in _walk(rets[0]) if c.type == "command"]
     assert [(_name(c).lower(), _args(c)) for c in pipe] == [
         ("hyper-v\\get-vm", []), ("hyper-v\\get-vmharddiskdrive", [])], \

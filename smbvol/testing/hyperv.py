@@ -26,6 +26,7 @@ from smbvol.testing.state import (
     OTHER_VM_STATES,
     SCSI_LOCATIONS,
     VM,
+    Checkpoint,
     Disk,
     is_checkpoint_path,
     share_root_of,
@@ -108,6 +109,18 @@ class HyperVMixin:
             other = None if state in ("Off", "Running") else state
             self._vms[vm.name.lower()] = dataclasses.replace(
                 vm, running=state == "Running", state=other)
+
+    def add_checkpoint(self, vm_name: str, name: str, *, disks: Iterable[str] = (),
+                       dvd_drives: Iterable[str] = ()) -> Checkpoint:
+        """Give a VM a checkpoint whose hard disks (and DVD drives) are ``disks`` (image
+        paths), as they were when it was taken."""
+        checkpoint = Checkpoint(name=str(name), disks=tuple(str(d) for d in disks),
+                                dvd_drives=tuple(str(d) for d in dvd_drives))
+        with self._mutex:
+            vm = self._vm_or_raise(vm_name)
+            self._vms[vm.name.lower()] = dataclasses.replace(
+                vm, checkpoints=vm.checkpoints + (checkpoint,))
+        return checkpoint
 
     def attach_disk(self, vm_name: str, path: Optional[str], controller_type: str = "SCSI",
                     number: int = 0, location: int = 0, *, maximum_iops: int = 0,
@@ -371,6 +384,10 @@ class HyperVMixin:
             }
             if vm.state is not None:
                 out["state"] = vm.state
+            if vm.checkpoints:
+                out["checkpoints"] = [{"name": c.name, "disks": list(c.disks),
+                                       "dvd_drives": list(c.dvd_drives)}
+                                      for c in vm.checkpoints]
             for key in VM_FOLDER_KEYS:
                 if getattr(vm, key) is not None:
                     out[key] = getattr(vm, key)
@@ -380,7 +397,7 @@ class HyperVMixin:
 
     def _load_vms(self, state: TMapping[str, Any]) -> None:
         vm_keys = {"id", "generation", "running", "scsi_controllers", "dvd_drives", "disks",
-                   "fill_scsi", "state"} | set(VM_FOLDER_KEYS)
+                   "fill_scsi", "state", "checkpoints"} | set(VM_FOLDER_KEYS)
         for name, spec in (state.get("vms") or {}).items():
             extra = set(spec) - vm_keys
             if extra:
@@ -400,6 +417,9 @@ class HyperVMixin:
                                  maximum_iops=d.get("maximum_iops", 0),
                                  minimum_iops=d.get("minimum_iops", 0),
                                  disk_number=d.get("disk_number"), image=d.get("image"))
+            for c in spec.get("checkpoints") or ():
+                self.add_checkpoint(name, c["name"], disks=c.get("disks") or (),
+                                    dvd_drives=c.get("dvd_drives") or ())
             fill = spec.get("fill_scsi")
             if fill:
                 fill = fill if isinstance(fill, dict) else {}

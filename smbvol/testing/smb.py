@@ -247,12 +247,13 @@ class SmbMixin:
         return prefixes
 
     def _users_of(self, prefixes: Sequence[str], except_vm: Optional[str] = None) -> List[str]:
-        """Names of the VMs with a hard disk under one of ``prefixes`` (Get-VM order)."""
+        """Names of the VMs with a hard disk, their checkpoints' included, under one of
+        ``prefixes`` (Get-VM order; Get-SmbvolAllDrives -WithCheckpoints)."""
         folders = tuple(p.rstrip("\\").lower() + "\\" for p in prefixes)
         return [vm.name for vm in self._vms_in_order()
                 if vm.id != except_vm and any(
-                    d.path and d.path.replace("/", "\\").lower().startswith(folders)
-                    for d in vm.disks)]
+                    path and path.replace("/", "\\").lower().startswith(folders)
+                    for path in [d.path for d in vm.disks] + list(vm.checkpoint_paths()))]
 
     def _share_holders(self, call: Call, prefixes: Sequence[str]) -> List[str]:
         """Get-SmbvolShareHolders (unmount_share): names of the VMs using the share, in Get-VM
@@ -281,7 +282,11 @@ class SmbMixin:
                               % (disk.path, vm.name, disk.path))
                 elif disk.is_checkpoint and under(disk.image_path):
                     uses = True
+            if any(under(path) for path in vm.checkpoint_paths()):
+                uses = True
             if any(under(path) for _slot, path in vm.dvd_media):
+                uses = True
+            if any(under(path) for path in vm.checkpoint_media()):
                 uses = True
             if uses:
                 names.append(vm.name)

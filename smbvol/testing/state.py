@@ -79,6 +79,16 @@ class Disk:
 
 
 @dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint of a VM (Get-VMSnapshot): the image paths of its hard disks and DVD
+    drives (Get-VMHardDiskDrive / Get-VMDvdDrive -VMSnapshot), as they were when it was taken."""
+
+    name: str
+    disks: Tuple[str, ...] = ()
+    dvd_drives: Tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class VM:
     """A Hyper-V VM as the double holds it."""
 
@@ -98,6 +108,8 @@ class VM:
     configuration_location: Optional[str] = None
     snapshot_file_location: Optional[str] = None
     smart_paging_file_path: Optional[str] = None
+    #: The VM's checkpoints (their drives still refer to the images they had).
+    checkpoints: Tuple[Checkpoint, ...] = ()
 
     @property
     def power_state(self) -> str:
@@ -115,6 +127,14 @@ class VM:
 
     def used_slots(self) -> set:
         return {d.slot for d in self.disks} | set(self.dvd_drives)
+
+    def checkpoint_paths(self) -> Tuple[str, ...]:
+        """The hard disk paths of every checkpoint (Get-SmbvolVMInventory)."""
+        return tuple(p for c in self.checkpoints for p in c.disks)
+
+    def checkpoint_media(self) -> Tuple[str, ...]:
+        """The DVD images of every checkpoint."""
+        return tuple(p for c in self.checkpoints for p in c.dvd_drives)
 
     def disks_in_order(self) -> Tuple[Disk, ...]:
         """The disks in controller order (IDE before SCSI), as Get-VMHardDiskDrive lists them."""
