@@ -377,12 +377,16 @@ def test_a_script_that_never_ends_is_stopped_by_the_deadline(tmp_path, relay, ex
             "while ($true) { Add-Content -LiteralPath $Beat -Value 'x'; "
             "Start-Sleep -Milliseconds 50 }\n")
     params = dict(SECRET_PARAMS, Beat=str(beat))
+    # warm: the deadline is the script's, not the pool's opening or the key exchange
+    executor.run(script("param($ShareCredential)\n" + OUT_ENV + "Out-TestEnvelope @{}", CRED),
+                 SECRET_PARAMS)
     mark = len(relay.requests)
     start = time.monotonic()
     with pytest.raises(exceptions.ExecutorTimeout) as err:
         executor.run(script(text, CRED, scripts.Param("Beat", "string", "b")), params,
-                     timeout=1.5)
-    assert time.monotonic() - start < 10
+                     timeout=3)
+    assert time.monotonic() - start < 12
+    assert beat.exists()  # the loop did run
     assert_clean_error(err.value, caplog)
     signals = [r.body for r in relay.requests[mark:] if r.action == "Signal"]
     assert any("powershell/signal/ctrl_c" in body for body in signals)  # the stop
@@ -395,20 +399,29 @@ def test_a_script_that_never_ends_is_stopped_by_the_deadline(tmp_path, relay, ex
                         timeout=15).result == {"n": 1}
 
 
-def test_a_pool_that_dies_mid_call(relay, own_executor, caplog):
+def test_a_pool_that_dies_mid_call(tmp_path, relay, own_executor, caplog):
     caplog.set_level(logging.DEBUG)
     own_executor.run(script(OUT_ENV + "Out-TestEnvelope @{ n = 1 }"))
     process = relay.processes[-1]
-    text = "param($ShareCredential)\nStart-Sleep -Seconds 60\n"
-    killer = threading.Timer(0.5, process.kill)
+    started = tmp_path / "started"
+    text = ("param($ShareCredential, $Started)\n"
+            "Set-Content -LiteralPath $Started -Value 'running'\nStart-Sleep -Seconds 60\n")
+
+    def kill_when_running():
+        deadline = time.monotonic() + 20
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.kill()
+
+    killer = threading.Thread(target=kill_when_running, daemon=True)
     killer.start()
     start = time.monotonic()
-    try:
-        with pytest.raises(exceptions.RemoteFault) as err:
-            own_executor.run(script(text, CRED), SECRET_PARAMS, timeout=30)
-    finally:
-        killer.cancel()
-    assert time.monotonic() - start < 20  # not the script's 60 s
+    with pytest.raises(exceptions.RemoteFault) as err:
+        own_executor.run(script(text, CRED, scripts.Param("Started", "string", "s")),
+                         dict(SECRET_PARAMS, Started=str(started)), timeout=40)
+    killer.join()
+    assert started.exists()  # the script was running when its process died
+    assert time.monotonic() - start < 30  # not the script's 60 s
     assert "0x8033805B" in str(err.value)  # the shell vanished with its process
     assert_clean_error(err.value, caplog)
     assert not process.alive
