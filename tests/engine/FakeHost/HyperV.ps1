@@ -407,6 +407,104 @@ Register-FakeCmdlet -Name 'Get-VM' -Body {
 }
 
 # --------------------------------------------------------------------------------------------
+# Checkpoints: Get-VMSnapshot
+# --------------------------------------------------------------------------------------------
+
+function New-FakeSnapshotObject {
+    # A checkpoint (state vms[].checkpoints[]: {name, disks: [image paths], dvd_drives: [ISO
+    # paths]}) with its drives as they were when it was taken: each hard disk refers to its
+    # image (the VM's own drive now names the differencing disk in front of it). The state
+    # keeps no slots for them: hard disks are listed on SCSI 0 (IDE 0 for Generation 1), DVD
+    # drives after them.
+    param([string]$VMName, [System.Collections.IDictionary]$Spec, [System.Collections.IDictionary]$Checkpoint)
+    $vmId = [guid][string]$Spec['id']
+    $name = [string]$Checkpoint['name']
+    $snapshotId = Get-FakeStableGuid -Text ([string]$vmId + ':checkpoint:' + $name)
+    $generation = [int](Get-FakeVMSpecValue -Spec $Spec -Key 'generation' -Default 2)
+    $type = 'SCSI'
+    if ($generation -eq 1) {
+        $type = 'IDE'
+    }
+    $disks = @()
+    $slot = 0
+    foreach ($path in @(Get-FakeVMSpecValue -Spec $Checkpoint -Key 'disks' -Default @())) {
+        $disk = @{ controller_type = $type; controller_number = 0; controller_location = $slot; path = [string]$path; maximum_iops = 0; minimum_iops = 0; disk_number = $null }
+        if ($type -eq 'IDE') {
+            $disk['controller_number'] = [int][math]::Floor($slot / 2)
+            $disk['controller_location'] = $slot % 2
+        }
+        $drive = New-FakeHardDiskDriveObject -VMName $VMName -Spec $Spec -Disk $disk
+        $drive.VMSnapshotId = $snapshotId
+        $drive.VMSnapshotName = $name
+        $disks += $drive
+        $slot++
+    }
+    $dvds = @()
+    foreach ($path in @(Get-FakeVMSpecValue -Spec $Checkpoint -Key 'dvd_drives' -Default @())) {
+        $dvd = @{ controller_type = $type; controller_number = 0; controller_location = $slot; path = [string]$path }
+        if ($type -eq 'IDE') {
+            $dvd['controller_number'] = [int][math]::Floor($slot / 2)
+            $dvd['controller_location'] = $slot % 2
+        }
+        $drive = New-FakeDvdDriveObject -VMName $VMName -Spec $Spec -Dvd $dvd
+        $drive.VMSnapshotId = $snapshotId
+        $drive.VMSnapshotName = $name
+        $dvds += $drive
+        $slot++
+    }
+    $snapshot = New-FakeHyperVObject -TypeName 'Microsoft.HyperV.PowerShell.VMSnapshot' -Property @{
+        Name = $name
+        Id = $snapshotId
+        VMName = $VMName
+        VMId = $vmId
+        ComputerName = Get-FakeComputerName
+        Generation = $generation
+        SnapshotType = [Microsoft.HyperV.PowerShell.SnapshotType]::Standard
+        State = [Microsoft.HyperV.PowerShell.VMState]::Off
+        CreationTime = [datetime]'2026-01-01T00:00:00'
+        Path = [string](Get-FakeVMSpecValue -Spec $Spec -Key 'snapshot_file_location' -Default $script:HyperVDefaultFolder)
+        HardDrives = [Microsoft.HyperV.PowerShell.HardDiskDrive[]]$disks
+        DVDDrives = [Microsoft.HyperV.PowerShell.DvdDrive[]]$dvds
+    }
+    return $snapshot
+}
+
+Register-FakeCmdlet -Name 'Get-VMSnapshot' -Body {
+    param($Cmdlet, $Set, $P)
+    $names = @()
+    if ($Set -eq 'VMName' -or $Set -eq 'VMObject') {
+        $names = @(Resolve-FakeVMNames -Cmdlet $Cmdlet -P $P -Command 'GetVMSnapshot')
+    } elseif ($Set -eq 'Id') {
+        $names = @(Get-FakeVMNames)
+    } else {
+        Write-FakeHyperVError -Cmdlet $Cmdlet -Message 'The fake host keeps no checkpoint tree (-ParentOf / -ChildOf).' -Reason 'InvalidParameter' -Command 'GetVMSnapshot' -Category 'InvalidArgument'
+        return
+    }
+    $pattern = $null
+    if ($P.ContainsKey('Name')) {
+        $pattern = [System.Management.Automation.WildcardPattern]::new([string]$P['Name'], [System.Management.Automation.WildcardOptions]::IgnoreCase)
+    }
+    $found = 0
+    foreach ($vmName in $names) {
+        $spec = Get-FakeVMSpec -Name $vmName
+        foreach ($checkpoint in @(Get-FakeVMSpecValue -Spec $spec -Key 'checkpoints' -Default @())) {
+            if ($null -ne $pattern -and -not $pattern.IsMatch([string]$checkpoint['name'])) {
+                continue
+            }
+            $snapshot = New-FakeSnapshotObject -VMName $vmName -Spec $spec -Checkpoint $checkpoint
+            if ($Set -eq 'Id' -and $snapshot.Id -ne [guid]$P['Id']) {
+                continue
+            }
+            $found++
+            $snapshot
+        }
+    }
+    if ($found -eq 0 -and $Set -eq 'Id') {
+        Write-FakeHyperVError -Cmdlet $Cmdlet -Message ('Hyper-V was unable to find a checkpoint with id "' + [string]$P['Id'] + '".') -Reason 'InvalidParameter' -Command 'GetVMSnapshot' -Category 'InvalidArgument' -Target ([string]$P['Id'])
+    }
+}
+
+# --------------------------------------------------------------------------------------------
 # Drives: Get-VMHardDiskDrive, Get-VMDvdDrive
 # --------------------------------------------------------------------------------------------
 

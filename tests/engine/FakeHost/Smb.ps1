@@ -419,9 +419,20 @@ Register-FakeCmdlet -Core -Name 'Get-ChildItem' -Body {
 # CIM instances and errors of the SmbShare module
 # --------------------------------------------------------------------------------------------
 
+function ConvertTo-FakeSmbEnum {
+    # A CIM enum value as the SmbShare module's type data shows it: the CDXML-generated enum
+    # (Microsoft.PowerShell.Cmdletization.GeneratedTypes.<TypeName>), else the uint32 itself.
+    param([string]$TypeName, [long]$Value)
+    $type = ('Microsoft.PowerShell.Cmdletization.GeneratedTypes.' + $TypeName) -as [type]
+    if ($null -eq $type) {
+        return [uint32]$Value
+    }
+    return [System.Enum]::ToObject($type, [uint32]$Value)
+}
+
 function New-FakeMappingInstance {
-    # MSFT_SmbGlobalMapping / MSFT_SmbMapping: LocalPath, RemotePath, Status (uint32, as the
-    # CIM class has it: 0 OK, 2 Disconnected, 6 Unavailable ...).
+    # MSFT_SmbGlobalMapping / MSFT_SmbMapping: LocalPath, RemotePath, Status (uint32 on the CIM
+    # class, 0 OK, 2 Disconnected, 6 Unavailable ..., shown as the module's enum).
     param([System.Collections.IDictionary]$Mapping)
     $className = 'MSFT_SmbMapping'
     if ([string]$Mapping['kind'] -eq 'global') {
@@ -432,7 +443,7 @@ function New-FakeMappingInstance {
         $status = 0
     }
     $properties = [ordered]@{
-        Status = [uint32]$status
+        Status = ConvertTo-FakeSmbEnum -TypeName ($className.Substring(5) + '.Status') -Value $status
         LocalPath = ''
         RemotePath = [string]$Mapping['remote_path']
         PSComputerName = $null
@@ -701,17 +712,17 @@ function New-FakeShareInstance {
         Special = $Special
         Temporary = $false
         ShadowCopy = $false
-        ShareType = $ShareType
-        ShareState = [uint32]1
+        ShareType = ConvertTo-FakeSmbEnum -TypeName 'SmbShare.ShareType' -Value $ShareType
+        ShareState = ConvertTo-FakeSmbEnum -TypeName 'SmbShare.ShareState' -Value 1
         ConcurrentUserLimit = [uint32]0
         CurrentUsers = [uint32]0
         EncryptData = $false
-        FolderEnumerationMode = [uint32]1
-        CachingMode = [uint32]1
+        FolderEnumerationMode = ConvertTo-FakeSmbEnum -TypeName 'SmbShare.FolderEnumerationMode' -Value 1
+        CachingMode = ConvertTo-FakeSmbEnum -TypeName 'SmbShare.CachingMode' -Value 1
         ContinuouslyAvailable = $false
         CATimeout = [uint32]0
-        AvailabilityType = [uint32]0
-        SmbInstance = [uint32]0
+        AvailabilityType = ConvertTo-FakeSmbEnum -TypeName 'SmbShare.AvailabilityType' -Value 0
+        SmbInstance = ConvertTo-FakeSmbEnum -TypeName 'SmbShare.SmbInstance' -Value 0
         Volume = $null
         PSComputerName = $null
     })

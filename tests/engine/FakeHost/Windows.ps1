@@ -214,7 +214,9 @@ Register-FakeCmdlet -Core -Name 'Test-Path' -Body {
         }
         return ($null -ne (Find-FakeRegistryKey -Path $path))
     }
-    if ($path.StartsWith('\\') -and (Get-Command -Name 'Test-FakeUncPath' -ErrorAction SilentlyContinue)) {
+    # UNC paths, and drive paths (the folders of this host's own shares), go to the SMB file
+    # model; it forwards the drive paths it does not hold.
+    if (($path.StartsWith('\\') -or $path -match '^[A-Za-z]:\\') -and (Get-Command -Name 'Test-FakeUncPath' -ErrorAction SilentlyContinue)) {
         return (Test-FakeUncPath -Path $path -PathType ([string]$P['PathType']))
     }
     return $FakeForward
