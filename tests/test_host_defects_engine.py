@@ -358,3 +358,96 @@ return @{
     assert document["result"]["holders"] == ["vm-a", "vm-b"]
     assert document["result"]["other"] == []
     assert document["result"]["users"] == ["vm-a"]
+
+
+# --------------------------------------------------------------------------
+# Point 5: Hyper-V errors classified by error id and category
+# --------------------------------------------------------------------------
+
+FAKE_ERROR = r"""
+function New-FakeHyperVError {
+    param([string]$Id, [string]$Category, $Target, [string]$Message)
+    $exception = New-Object -TypeName System.InvalidOperationException -ArgumentList $Message
+    return New-Object -TypeName System.Management.Automation.ErrorRecord -ArgumentList $exception, $Id, ([System.Management.Automation.ErrorCategory]$Category), $Target
+}
+"""
+
+HYPERV_GET_VM_FAILS = FAKE_ERROR + r"""
+function Get-VM {
+    [CmdletBinding()]
+    param([string]$Name)
+    $e = $global:FakeError
+    $PSCmdlet.ThrowTerminatingError((New-FakeHyperVError -Id $e.id -Category $e.category -Target $e.target -Message $e.message))
+}
+"""
+
+
+GET_VM_CASES = [
+    ("InvalidParameter", "InvalidArgument", "vm1", "vm_not_found"),
+    ("ObjectNotFound", "ObjectNotFound", "vm1", "vm_not_found"),
+    ("InvalidParameter", "InvalidArgument", "ComputerName", "unexpected"),
+    ("InvalidParameter", "InvalidOperation", "vm1", "unexpected"),
+    ("OperationFailed", "InvalidOperation", None, "unexpected"),
+    ("AccessDenied", "PermissionDenied", None, "access_denied"),
+]
+
+
+def _kinds_of_cases(engine: str, name: str, fakes: str, cases, call: str) -> list:
+    """Runs ``call`` once per case (its $global:FakeError set from the case) in one engine
+    process; returns the error kind of each (or 'ok')."""
+    lines = []
+    for case in cases:
+        lines.append("$global:FakeError = @{ id = '%s'; category = '%s'; target = %s; "
+                     "message = 'Hyper-V failed' }" % (
+                         case[0], case[1], "$null" if case[2] is None else "'%s'" % case[2]))
+        lines.append("try { $null = & { %s }; $kinds.Add('ok') } catch { "
+                     "$kinds.Add((Get-SmbvolError -ErrorRecord $_).kind) }" % call)
+    body = ("$kinds = New-Object -TypeName System.Collections.Generic.List[string]\n"
+            + "\n".join(lines) + "\nreturn @{ kinds = $kinds.ToArray() }")
+    document = run_functions(engine, name, body, fakes)
+    assert document["ok"], document
+    return document["result"]["kinds"]
+
+
+def test_only_a_missing_name_makes_get_vm_failures_vm_not_found(engine):
+    kinds = _kinds_of_cases(engine, "detach_vhd", fake_module("Hyper-V", HYPERV_GET_VM_FAILS),
+                            GET_VM_CASES, "Get-SmbvolVM -Name 'vm1'")
+    assert kinds == [case[3] for case in GET_VM_CASES], list(zip(GET_VM_CASES, kinds))
+
+
+HYPERV_ADD_FAILS = FAKE_ERROR + r"""
+function Get-VMHardDiskDrive {
+    [CmdletBinding()]
+    param($VM)
+    return @()
+}
+function Get-VMScsiController {
+    [CmdletBinding()]
+    param($VM)
+    return @([pscustomobject]@{ ControllerNumber = 0; Drives = @() })
+}
+function Add-VMHardDiskDrive {
+    [CmdletBinding()]
+    param($VM, $ControllerType, $ControllerNumber, $ControllerLocation, $Path, [switch]$Passthru)
+    $e = $global:FakeError
+    $PSCmdlet.ThrowTerminatingError((New-FakeHyperVError -Id $e.id -Category $e.category -Target $null -Message 'Failed to add device'))
+}
+"""
+
+
+ATTACH_CASES = [
+    ("ObjectInUse", "ResourceBusy", None, "disk_in_use"),
+    ("InvalidState", "InvalidOperation", None, "invalid_state"),
+    ("AccessDenied", "PermissionDenied", None, "access_denied"),
+    ("OperationFailed", "PermissionDenied", None, "access_denied"),
+    ("ObjectNotFound", "ObjectNotFound", None, "image_not_found"),
+    ("OperationFailed", "ObjectNotFound", None, "image_not_found"),
+    ("OperationFailed", "ResourceBusy", None, "host_busy"),
+    ("OperationFailed", "InvalidOperation", None, "unexpected"),
+]
+
+
+def test_hyperv_attach_failures_are_classified_by_error_id_and_category(engine):
+    kinds = _kinds_of_cases(engine, "attach_vhd", fake_module("Hyper-V", HYPERV_ADD_FAILS),
+                            ATTACH_CASES, QOS_BODY.replace("return ", ""))
+    assert kinds == [case[3] for case in ATTACH_CASES], list(zip(ATTACH_CASES, kinds))
