@@ -451,3 +451,118 @@ def test_hyperv_attach_failures_are_classified_by_error_id_and_category(engine):
     kinds = _kinds_of_cases(engine, "attach_vhd", fake_module("Hyper-V", HYPERV_ADD_FAILS),
                             ATTACH_CASES, QOS_BODY.replace("return ", ""))
     assert kinds == [case[3] for case in ATTACH_CASES], list(zip(ATTACH_CASES, kinds))
+
+
+# --------------------------------------------------------------------------
+# Point 6: iSCSI status codes
+# --------------------------------------------------------------------------
+
+ISCSI_KIND_CASES = [
+    ("0xEFFF0002", True, "chap_auth_failed"), ("0xEFFF0002", False, "access_denied"),
+    ("0xEFFF0022", True, "chap_auth_failed"), ("0xEFFF0022", False, "access_denied"),
+    ("0xEFFF005F", False, "target_unreachable"), ("0xEFFF0043", False, "target_unreachable"),
+    ("0xEFFF0060", False, "target_unreachable"), ("0xEFFF001F", False, "host_busy"),
+    ("0xEFFF0040", False, "host_busy"), ("0xEFFF0048", False, None),
+    ("0xEFFF0003", False, "target_unreachable"), ("0xEFFF0009", True, "chap_auth_failed"),
+]
+
+
+def test_iscsi_status_codes_map_to_their_kinds_and_0xafff_codes_are_warnings(engine):
+    lines = ["$kinds = New-Object -TypeName System.Collections.Generic.List[object]"]
+    for code, chap, _kind in ISCSI_KIND_CASES:
+        lines.append("$kinds.Add((Get-SmbvolIscsiKind -Code '%s' -Chap $%s))"
+                     % (code, "true" if chap else "false"))
+    lines.append("return @{ kinds = $kinds.ToArray(); warnings = @(@('0xAFFF0048', "
+                 "'0xAFFF0001', '0xEFFF0048', '0x00000000') | ForEach-Object "
+                 "{ Test-SmbvolIscsiWarning -Code $_ }) }")
+    document = run_functions(engine, "iscsi_connect", "\n".join(lines))
+    assert document["ok"], document
+    assert document["result"]["kinds"] == [c[2] for c in ISCSI_KIND_CASES]
+    assert document["result"]["warnings"] == [True, True, False, False]
+
+
+LOGIN_PRELUDE = r"""
+$global:LoginCodes = New-Object -TypeName System.Collections.Generic.Queue[string]
+$global:LoginAttempts = 0
+function Invoke-FakeLoginOnce {
+    param([hashtable]$Path, $Credential, [bool]$Multipath)
+    $global:LoginAttempts++
+    if ($global:LoginCodes.Count -eq 0) { return '0x00000000' }
+    return $global:LoginCodes.Dequeue()
+}
+Set-Alias -Name Invoke-SmbvolIscsiLoginOnce -Value Invoke-FakeLoginOnce
+$SmbvolIscsiBusyWaitMilliseconds = 1
+"""
+
+LOGIN_CASES = [
+    # (codes the initiator answers one after the other, CHAP?, outcome, attempts)
+    (["0xEFFF001F", "0xEFFF0040", "0xEFFF001F"], False, "created", 4),
+    (["0xEFFF0040"] * 12, False, "host_busy", 10),
+    (["0xAFFF0048"], False, "created", 1),
+    (["0xEFFF003F"], False, "already", 1),
+    (["0xEFFF0002"], True, "chap_auth_failed", 1),
+    (["0xEFFF0022"], False, "access_denied", 1),
+    (["0xEFFF005F"], False, "target_unreachable", 1),
+]
+
+
+def test_the_login_retries_busy_answers_and_takes_warning_codes_for_success(engine):
+    lines = ["$out = New-Object -TypeName System.Collections.Generic.List[object]",
+             "$secure = ConvertTo-SecureString -String 'chap-secret-123' -AsPlainText -Force",
+             "$chap = New-Object -TypeName System.Management.Automation.PSCredential "
+             "-ArgumentList 'user', $secure",
+             "$path = @{ index = 0; portal = '192.0.2.7:3260'; address = '192.0.2.7'; "
+             "port = 3260; iqn = 'iqn.2001-01.test:t1'; lun = 0 }"]
+    for codes, chap, _outcome, _attempts in LOGIN_CASES:
+        lines.append("$global:LoginCodes.Clear(); $global:LoginAttempts = 0; $SmbvolWarnings.Clear()")
+        lines += ["$global:LoginCodes.Enqueue('%s')" % c for c in codes]
+        lines.append(
+            "try { $created = Invoke-SmbvolIscsiLogin -Path $path -Credential %s -Multipath "
+            "$false; if ($created) { $what = 'created' } else { $what = 'already' } } catch { "
+            "$what = (Get-SmbvolError -ErrorRecord $_).kind }; $out.Add(@{ outcome = $what; "
+            "attempts = $global:LoginAttempts; warnings = $SmbvolWarnings.Count })"
+            % ("$chap" if chap else "$null"))
+    lines.append("return @{ runs = $out.ToArray() }")
+    document = run_functions(engine, "iscsi_connect", "\n".join(lines), prelude=LOGIN_PRELUDE)
+    assert document["ok"], document
+    runs = document["result"]["runs"]
+    assert [(r["outcome"], r["attempts"]) for r in runs] == \
+        [(c[2], c[3]) for c in LOGIN_CASES], runs
+    assert runs[2]["warnings"] == 1 and runs[0]["warnings"] == 0
+
+
+ISCSI_PORTAL_EXISTS = r"""
+function Get-IscsiTargetPortal {
+    [CmdletBinding()]
+    param()
+    return @()
+}
+function New-IscsiTargetPortal {
+    [CmdletBinding()]
+    param($TargetPortalAddress, $TargetPortalPortNumber)
+    $exception = New-Object -TypeName System.InvalidOperationException -ArgumentList 'The target portal already exists.'
+    $PSCmdlet.ThrowTerminatingError((New-Object -TypeName System.Management.Automation.ErrorRecord -ArgumentList $exception, 'HRESULT 0xefff0032', ([System.Management.Automation.ErrorCategory]::ResourceExists), $null))
+}
+function Get-IscsiTarget {
+    [CmdletBinding()]
+    param()
+    return @([pscustomobject]@{ NodeAddress = 'iqn.2001-01.test:t1' })
+}
+function Remove-IscsiTargetPortal {
+    [CmdletBinding(SupportsShouldProcess = $true)]
+    param($TargetPortalAddress, $TargetPortalPortNumber)
+    throw 'a portal this call did not add must not be removed'
+}
+"""
+
+
+def test_a_portal_another_client_just_added_is_taken_as_present(engine):
+    body = r"""
+$path = @{ index = 0; portal = '192.0.2.7:3260'; address = '192.0.2.7'; port = 3260; iqn = 'iqn.2001-01.test:t1'; lun = 0 }
+return @{ added = (Add-SmbvolIscsiPortal -Path $path) }
+"""
+    document = run_functions(engine, "iscsi_connect", body,
+                             fake_module("iSCSI", ISCSI_PORTAL_EXISTS))
+    assert document["ok"], document
+    assert document["result"]["added"] is False
+    assert document["warnings"] == []
