@@ -566,3 +566,129 @@ return @{ added = (Add-SmbvolIscsiPortal -Path $path) }
     assert document["ok"], document
     assert document["result"]["added"] is False
     assert document["warnings"] == []
+
+
+# --------------------------------------------------------------------------
+# Points 9 and 14: a disk the host uses is refused; a read-only LUN is made writable
+# --------------------------------------------------------------------------
+
+PASSTHROUGH_FAKES = fake_module("Storage", r"""
+function Get-Disk {
+    [CmdletBinding()]
+    param([long]$Number)
+    $global:Calls.Add('Get-Disk')
+    return $global:Disk
+}
+function Get-Partition {
+    [CmdletBinding()]
+    param([long]$DiskNumber)
+    $global:Calls.Add('Get-Partition')
+    return @($global:Partitions)
+}
+function Set-Disk {
+    [CmdletBinding()]
+    param([long]$Number, $IsOffline, $IsReadOnly)
+    if ($PSBoundParameters.ContainsKey('IsOffline')) { $global:Calls.Add('Set-Disk -IsOffline ' + [string]$IsOffline) }
+    if ($PSBoundParameters.ContainsKey('IsReadOnly')) { $global:Calls.Add('Set-Disk -IsReadOnly ' + [string]$IsReadOnly) }
+}
+""") + fake_module("Hyper-V", r"""
+function Get-VM {
+    [CmdletBinding()]
+    param()
+    return @()
+}
+function Get-VMHardDiskDrive {
+    [CmdletBinding()]
+    param([Parameter(ValueFromPipeline = $true)]$VM)
+    process { }
+}
+function Get-VMScsiController {
+    [CmdletBinding()]
+    param($VM)
+    return @([pscustomobject]@{ ControllerNumber = 0; Drives = @() })
+}
+function Add-VMHardDiskDrive {
+    [CmdletBinding()]
+    param($VM, $ControllerType, $ControllerNumber, $ControllerLocation, $DiskNumber, [switch]$Passthru)
+    $global:Calls.Add('Add-VMHardDiskDrive')
+    if ($global:AddFails) { throw 'the VM refused the disk' }
+}
+""")
+
+PASSTHROUGH_CASES = [
+    # (disk flags, partitions' access paths, attach fails?, outcome, calls)
+    ("IsOffline = $false; IsClustered = $false; IsReadOnly = $false", ["E:\\"], False,
+     "disk_in_use:online_on_host", ["Get-Disk", "Get-Partition"]),
+    ("IsOffline = $true; IsClustered = $true; IsReadOnly = $false", [], False,
+     "disk_in_use:clustered", ["Get-Disk"]),
+    ("IsOffline = $false; IsClustered = $false; IsReadOnly = $false", [], False, "ok",
+     ["Get-Disk", "Get-Partition", "Set-Disk -IsOffline True", "Add-VMHardDiskDrive"]),
+    ("IsOffline = $true; IsClustered = $false; IsReadOnly = $true", [], False, "ok",
+     ["Get-Disk", "Set-Disk -IsReadOnly False", "Add-VMHardDiskDrive"]),
+    ("IsOffline = $true; IsClustered = $false; IsReadOnly = $true", [], True, "unexpected",
+     ["Get-Disk", "Set-Disk -IsReadOnly False", "Add-VMHardDiskDrive",
+      "Set-Disk -IsReadOnly True"]),
+]
+
+
+def test_passthrough_refuses_disks_the_host_uses_and_clears_read_only(engine):
+    lines = ["$out = New-Object -TypeName System.Collections.Generic.List[object]",
+             "$vm = [pscustomobject]@{ Name = 'vm1'; Id = 'a'; State = 'Running'; Generation = 2 }",
+             "$data = @{ target_iqn = 'iqn.2001-01.test:t1'; target_lun = 1 }"]
+    for flags, paths, fails, _outcome, _calls in PASSTHROUGH_CASES:
+        lines.append("$global:Calls = New-Object -TypeName System.Collections.Generic.List[string]")
+        lines.append("$global:Disk = [pscustomobject]@{ Number = 5; IsBoot = $false; "
+                     "IsSystem = $false; %s }" % flags)
+        lines.append("$global:Partitions = @(%s)" % ", ".join(
+            "[pscustomobject]@{ AccessPaths = @('%s') }" % p for p in paths))
+        lines.append("$global:AddFails = $%s" % ("true" if fails else "false"))
+        lines.append(
+            "try { $null = Add-SmbvolPassthrough -VM $vm -Number 5 -DiskBus 'scsi' -Data $data; "
+            "$what = 'ok' } catch { $e = Get-SmbvolError -ErrorRecord $_; $what = $e.kind; "
+            "if ($e.data.ContainsKey('reason')) { $what = $what + ':' + $e.data['reason'] } }; "
+            "$out.Add(@{ outcome = $what; calls = $global:Calls.ToArray() })")
+    lines.append("return @{ runs = $out.ToArray() }")
+    document = run_functions(engine, "iscsi_attach", "\n".join(lines), PASSTHROUGH_FAKES)
+    assert document["ok"], document
+    runs = document["result"]["runs"]
+    assert [(r["outcome"], r["calls"]) for r in runs] == \
+        [(c[3], c[4]) for c in PASSTHROUGH_CASES], runs
+
+
+# --------------------------------------------------------------------------
+# Point 10: a passthrough drive whose LUN is gone
+# --------------------------------------------------------------------------
+
+LOST_FAKES = fake_module("Hyper-V", r"""
+function Get-VMHardDiskDrive {
+    [CmdletBinding()]
+    param($VM)
+    return @($global:Drives)
+}
+""")
+
+
+def test_the_only_passthrough_drive_whose_disk_is_gone_is_the_lun_s(engine):
+    body = r"""
+$vm = [pscustomobject]@{ Name = 'vm1'; Id = 'a'; State = 'Running' }
+$paths = @(@{ index = 0; portal = '192.0.2.7:3260'; iqn = 'iqn.2001-01.test:t1'; lun = 1 })
+$image = [pscustomobject]@{ Path = '\\fs\v\a.vhdx'; DiskNumber = $null; ControllerType = 'SCSI'; ControllerNumber = 0; ControllerLocation = 0 }
+$live = [pscustomobject]@{ Path = 'Disk 7'; DiskNumber = 7; ControllerType = 'SCSI'; ControllerNumber = 0; ControllerLocation = 1 }
+$lost = [pscustomobject]@{ Path = $null; DiskNumber = $null; ControllerType = 'SCSI'; ControllerNumber = 0; ControllerLocation = 2 }
+$lost2 = [pscustomobject]@{ Path = ''; DiskNumber = $null; ControllerType = 'SCSI'; ControllerNumber = 0; ControllerLocation = 3 }
+$global:Drives = @($image, $live, $lost)
+$one = @(Select-SmbvolLostPassthrough -VM $vm -Drives @(Find-SmbvolLostPassthrough -VM $vm) -Paths $paths)
+$global:Drives = @($image, $live)
+$none = @(Select-SmbvolLostPassthrough -VM $vm -Drives @(Find-SmbvolLostPassthrough -VM $vm) -Paths $paths)
+$global:Drives = @($image, $lost, $lost2)
+try {
+    $null = Select-SmbvolLostPassthrough -VM $vm -Drives @(Find-SmbvolLostPassthrough -VM $vm) -Paths $paths
+    $two = 'ok'
+} catch {
+    $two = (Get-SmbvolError -ErrorRecord $_).kind
+}
+return @{ one = @($one | ForEach-Object { $_.ControllerLocation }); none = $none.Count; two = $two }
+"""
+    document = run_functions(engine, "iscsi_detach", body, LOST_FAKES)
+    assert document["ok"], document
+    assert document["result"] == {"one": [2], "none": 0, "two": "invalid_state"}

@@ -168,6 +168,10 @@ class IscsiHostMixin:
         self._sessions: List[Session] = []
         self._offline: set = set()
         self._online: set = set()
+        #: Cluster disks, access paths of mounted partitions, read-only disks (Storage).
+        self._clustered: set = set()
+        self._access_paths: Dict[int, Tuple[str, ...]] = {}
+        self._read_only: set = set()
         self._session_counter = 0
         for ref, value in CHAP_SECRETS.items():
             self._secrets.setdefault(ref, Secret(value))
@@ -217,6 +221,25 @@ class IscsiHostMixin:
                 self._offline.discard(int(number))
             else:
                 self._online.discard(int(number))
+
+    def set_disk_storage(self, number: int, *, clustered: Optional[bool] = None,
+                         access_paths: Optional[Iterable[str]] = None,
+                         read_only: Optional[bool] = None) -> None:
+        """What Get-Disk / Get-Partition say of host disk ``number``: a cluster disk, the
+        access paths of its mounted partitions, the read-only flag."""
+        with self._mutex:
+            self._iscsi_init()
+            number = int(number)
+            if clustered is not None:
+                (self._clustered.add if clustered else self._clustered.discard)(number)
+            if access_paths is not None:
+                paths = tuple(str(p) for p in access_paths)
+                if paths:
+                    self._access_paths[number] = paths
+                else:
+                    self._access_paths.pop(number, None)
+            if read_only is not None:
+                (self._read_only.add if read_only else self._read_only.discard)(number)
 
     def set_iscsi(self, *, service_running: Optional[bool] = None, mpio: Optional[bool] = None,
                   initiator: Optional[str] = None) -> None:
@@ -319,6 +342,9 @@ class IscsiHostMixin:
             "sessions": [dataclasses.asdict(s) for s in self._sessions],
             "offline_disks": sorted(self._offline),
             "online_disks": sorted(self._online),
+            "clustered_disks": sorted(self._clustered),
+            "access_paths": {str(n): list(p) for n, p in sorted(self._access_paths.items())},
+            "read_only_disks": sorted(self._read_only),
         }
 
     def _load_state(self, state: Mapping[str, Any]) -> None:
@@ -326,7 +352,8 @@ class IscsiHostMixin:
         self._iscsi_init()
         spec = dict(state.get("iscsi") or {})
         known = {"initiator", "service_running", "mpio", "portals", "targets", "sessions",
-                 "offline_disks", "online_disks"}
+                 "offline_disks", "online_disks", "clustered_disks", "access_paths",
+                 "read_only_disks"}
         if set(spec) - known:
             raise ValueError("unknown iscsi key(s) %s" % ", ".join(sorted(set(spec) - known)))
         self.set_iscsi(service_running=spec.get("service_running"), mpio=spec.get("mpio"),
@@ -347,6 +374,12 @@ class IscsiHostMixin:
         self._offline.update(int(n) for n in spec.get("offline_disks") or ())
         for number in spec.get("online_disks") or ():
             self.set_disk_online(int(number))
+        for number in spec.get("clustered_disks") or ():
+            self.set_disk_storage(int(number), clustered=True)
+        for number, paths in (spec.get("access_paths") or {}).items():
+            self.set_disk_storage(int(number), access_paths=paths)
+        for number in spec.get("read_only_disks") or ():
+            self.set_disk_storage(int(number), read_only=True)
 
     # ------------------------------------------------------------------
     # Shared steps (what _iscsi.ps1.j2 does)
@@ -661,6 +694,7 @@ class IscsiHostMixin:
                              {"vm_name": vm.name, "disk_number": number,
                               "target_iqn": conn["target_iqn"],
                               "target_lun": conn["target_lun"], "vms": names})
+        self._check_free_on_host(vm, number, conn)
         ctype, cnum, loc, add_controller = self._free_slot(vm, bus)
         call.stage("offline")
         if number in self._online:
@@ -669,10 +703,33 @@ class IscsiHostMixin:
         if number not in self._offline:
             self._offline.add(number)
             call.undo(lambda: self._offline.discard(number))
+        if number in self._read_only:
+            # Set-Disk -IsReadOnly $false: OfflineShared leaves a new LUN read-only.
+            self._read_only.discard(number)
+            call.undo(lambda: self._read_only.add(number))
         call.stage("attach")
         disk = Disk(ctype, cnum, loc, None, disk_number=number)
         self._add_disk(call, key, disk, add_controller)
         return result(disk, True)
+
+    def _check_free_on_host(self, vm: Any, number: int, conn: Dict[str, Any]) -> None:
+        """Assert-SmbvolDiskFreeOnHost: refuse a cluster disk and an online disk with mounted
+        partitions (the host may use them)."""
+        where = "disk %d (target %s LUN %d)" % (number, conn["target_iqn"], conn["target_lun"])
+        data = {"vm_name": vm.name, "disk_number": number, "target_iqn": conn["target_iqn"],
+                "target_lun": conn["target_lun"]}
+        if number in self._clustered:
+            raise self._fail("disk_in_use", "%s is a cluster disk of host %s; remove it from the "
+                             "cluster before giving it to VM %s" % (where, self.host_name,
+                                                                     vm.name),
+                             dict(data, reason="clustered"))
+        paths = self._access_paths.get(number)
+        if paths and number not in self._offline:
+            raise self._fail("disk_in_use", "%s is online on host %s with mounted partitions "
+                             "(%s): the host may be using it; dismount it and take it offline "
+                             "(Set-Disk -Number %d -IsOffline $true) before giving it to VM %s"
+                             % (where, self.host_name, ", ".join(paths), number, vm.name),
+                             dict(data, reason="online_on_host", access_paths=list(paths)))
 
     def op_iscsi_detach(self, call: Any, p: Dict[str, Any]) -> Dict[str, Any]:
         """Remove the VM's passthrough disk of the LUN (found through current sessions)."""
@@ -686,15 +743,33 @@ class IscsiHostMixin:
                    "controller_type": None, "controller_number": None,
                    "controller_location": None, "changed": False}
         if not numbers:
-            call.warn("LUN %d of target %s has no disk on host %s (not logged in): nothing to "
-                      "detach from VM %s" % (paths[0].lun, paths[0].iqn, self.host_name,
-                                             vm.name))
-            return nothing
-        found = [d for d in vm.disks_in_order()
-                 if d.disk_number is not None and d.disk_number in numbers]
-        if not found:
-            return dict(nothing, disk_number=numbers[0],
-                        disk_path="\\\\.\\PHYSICALDRIVE%d" % numbers[0])
+            # Find-SmbvolLostPassthrough / Select-SmbvolLostPassthrough: a passthrough drive
+            # whose disk is gone (no path, no disk number) may be this LUN's: only the one.
+            found = [d for d in vm.disks_in_order() if d.disk_number is None and not d.path]
+            if len(found) > 1:
+                slots = ["%s %d:%d" % d.slot for d in found]
+                raise self._fail("invalid_state", "LUN %d of target %s has no disk on host %s, "
+                                 "and VM %s has %d passthrough drives whose disk is gone (%s): "
+                                 "cannot tell which is this LUN; remove the right one with "
+                                 "Remove-VMHardDiskDrive" % (paths[0].lun, paths[0].iqn,
+                                                             self.host_name, vm.name,
+                                                             len(found), ", ".join(slots)),
+                                 {"vm_name": vm.name, "target_iqn": paths[0].iqn,
+                                  "target_lun": paths[0].lun, "slots": slots})
+            if not found:
+                call.warn("LUN %d of target %s has no disk on host %s (not logged in): nothing "
+                          "to detach from VM %s" % (paths[0].lun, paths[0].iqn, self.host_name,
+                                                    vm.name))
+                return nothing
+            call.warn("LUN %d of target %s has no disk on host %s: removing the only "
+                      "passthrough drive of VM %s whose disk is gone (%s %d:%d)"
+                      % ((paths[0].lun, paths[0].iqn, self.host_name, vm.name) + found[0].slot))
+        else:
+            found = [d for d in vm.disks_in_order()
+                     if d.disk_number is not None and d.disk_number in numbers]
+            if not found:
+                return dict(nothing, disk_number=numbers[0],
+                            disk_path="\\\\.\\PHYSICALDRIVE%d" % numbers[0])
         self._check_vm_state(vm, "removed")
         self._check_detachable(vm, found, "disk_number")
         call.stage("remove")
@@ -702,7 +777,8 @@ class IscsiHostMixin:
             self._set_disk(vm.name.lower(), disk, None)
         first = found[0]
         return {"vm_name": vm.name, "vm_id": vm.id, "disk_number": first.disk_number,
-                "disk_path": "\\\\.\\PHYSICALDRIVE%d" % first.disk_number,
+                "disk_path": None if first.disk_number is None
+                else "\\\\.\\PHYSICALDRIVE%d" % first.disk_number,
                 "target_iqn": paths[0].iqn, "target_lun": paths[0].lun, "removed": True,
                 **first.slot_fields(), "changed": True}
 
