@@ -692,3 +692,44 @@ return @{ one = @($one | ForEach-Object { $_.ControllerLocation }); none = $none
     document = run_functions(engine, "iscsi_detach", body, LOST_FAKES)
     assert document["ok"], document
     assert document["result"] == {"one": [2], "none": 0, "two": "invalid_state"}
+
+
+# --------------------------------------------------------------------------
+# Point 2: no mapping that only this logon session has (Windows Server 2016)
+# --------------------------------------------------------------------------
+
+GLOBAL_MAPPING = fake_module("SmbShare", r"""
+function New-SmbGlobalMapping {
+    [CmdletBinding()]
+    param($RemotePath, $Credential, $Persistent)
+    $global:Created.Add($RemotePath)
+}
+""")
+
+MAPPING_BODY = r"""
+$global:Created = New-Object -TypeName System.Collections.Generic.List[string]
+$secure = ConvertTo-SecureString -String 'share-password' -AsPlainText -Force
+$credential = New-Object -TypeName System.Management.Automation.PSCredential -ArgumentList 'EXAMPLE\u1', $secure
+try {
+    $kind = New-SmbvolMapping -Share @{ root = '\\fs\v' } -Credential $credential
+} catch {
+    $kind = (Get-SmbvolError -ErrorRecord $_)
+}
+return @{ kind = $kind; created = $global:Created.ToArray() }
+"""
+
+
+def test_without_new_smbglobalmapping_credentials_are_refused_naming_the_fix(engine):
+    # No SmbShare module here: the host has no New-SmbGlobalMapping, as Windows Server 2016.
+    document = run_functions(engine, "mount_share", MAPPING_BODY)
+    error = document["result"]["kind"]
+    assert error["kind"] == "invalid_parameters", error
+    assert error["data"]["field"] == "ShareCredential"
+    assert "computer account" in error["message"] and "Windows Server 2019" in error["message"]
+    assert document["warnings"] == []
+
+
+def test_with_new_smbglobalmapping_a_global_mapping_is_made(engine):
+    document = run_functions(engine, "mount_share", "$global:Created = $null\n" + MAPPING_BODY,
+                             GLOBAL_MAPPING)
+    assert document["result"] == {"kind": "global", "created": ["\\\\fs\\v"]}

@@ -239,12 +239,15 @@ def test_loopback_share_gives_the_local_path_and_no_mapping():
     assert not again["changed"] and again["controller_location"] == res["controller_location"]
 
 
-def test_global_mapping_unsupported_gives_a_user_mapping_and_a_warning():
+def test_global_mapping_unsupported_refuses_credentials_and_makes_no_mapping():
     host = make_host(global_mapping_supported=False)
-    res = run(host, "mount_share", SharePath=SHARE, DiskName="img0.vhdx", ShareCredential=CRED)
-    assert res.result["mapping_kind"] == "user"
-    assert any("VMMS" in w for w in res.warnings)
-    assert [m.kind for m in host.mappings] == ["user"]
+    for options in ({}, {"mapping_via_task": True}):
+        with pytest.raises(exceptions.InvalidParameters) as info:
+            run(host, "mount_share", options, SharePath=SHARE, DiskName="img0.vhdx",
+                ShareCredential=CRED)
+        assert info.value.data["field"] == "ShareCredential"
+        assert "computer account" in str(info.value)
+        assert host.mappings == ()
 
 
 def test_double_hop_fails_without_the_task_option_and_works_with_it():

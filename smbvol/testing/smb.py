@@ -327,18 +327,24 @@ class SmbMixin:
     def _create_mapping(self, call: Call, loc: Location, share: Optional[Share],
                         credential: Credential, *, owned: bool = True,
                         recreated: bool = False) -> str:
-        """New-SmbvolMapping: a global mapping, else a user one (warning); returns its kind.
+        """New-SmbvolMapping: a global mapping; returns its kind.  A host without
+        New-SmbGlobalMapping refuses credentials (invalid_parameters, field ShareCredential):
+        a mapping there would live only in the script's logon session, which VMMS never sees.
         ``owned``: recorded as smbvol's; ``recreated``: it replaces a stale mapping, so a
         failing call keeps it (Undo-SmbvolMount removes only mappings the host did not have)."""
         context = "creating the SMB mapping of %s for %s" % (loc.root, credential.username)
         data = {"share": loc.root, "user": credential.username}
-        kind = "global" if self.global_mapping_supported else "user"
-        if kind == "user":
-            call.warn("New-SmbGlobalMapping is not available on this host: created a user "
-                      "mapping of %s in the logon session of this script; the Hyper-V VMMS "
-                      "service may not see it, so the computer account of this host needs "
-                      "access to the share" % loc.root)
-        elif self.remote_session and not call.options.get("mapping_via_task"):
+        kind = "global"
+        if not self.global_mapping_supported:
+            raise self._fail(
+                "invalid_parameters", "ShareCredential for %s cannot be used on host %s: without "
+                "New-SmbGlobalMapping (Windows Server 2016 and older) a mapping lives only in "
+                "the logon session of this script, which VMMS does not use; give the computer "
+                "account %s$ access to the share and attach without credentials, or use "
+                "Windows Server 2019 or later"
+                % (loc.root, self.host_name.upper(), self.host_name.upper()),
+                dict(data, field="ShareCredential"))
+        if self.remote_session and not call.options.get("mapping_via_task"):
             raise self._win32("logon_session_missing", context, ERROR_NO_SUCH_LOGON_SESSION,
                               data, loc.root)
         if share is None or not share.reachable:
