@@ -405,3 +405,22 @@ def test_unreadable_answer_during_attach_cleans_up_and_exits_3():
     assert isinstance(err.value.__cause__, exceptions.ResponseUnreadable)
     assert host.disks_of("vm-1") == ()  # the clean-up detached what the host attached
     assert cli_errors.exit_code_of(err.value) == cli_errors.EXIT_CONNECTION
+
+
+def test_a_secret_at_the_cut_of_a_long_record_is_masked_before_the_cut(caplog):
+    share_pw = "Straddling-Secret-42"
+
+    def handler(script, params):
+        logging.getLogger("smbvol.envelope").warning("%s%s tail%s", "p" * 950, share_pw, "q" * 100)
+        return envelope.ok({})
+
+    from smbvol import scripts
+    from smbvol.secret import Credential
+    ex = FakeExecutor(handler, host="h")
+    with caplog.at_level(logging.DEBUG):
+        ex.run(scripts.render("mount_share", mapping_via_task=False),
+               {"SharePath": "\\\\fs\\v", "ShareCredential": Credential("u", share_pw)})
+    texts = [r.getMessage() for r in caplog.records
+             if r.name == "smbvol.envelope" and "tail" in r.getMessage()]
+    assert texts and all(len(t) <= 1000 for t in texts)
+    assert not any(share_pw[:4] in t for t in texts), texts

@@ -254,7 +254,8 @@ def masked_library_logs(secrets: Iterable[str]) -> Iterator[None]:
         attached.append((logger, library))
     if own is not None:
         for logger in loggers_under(("smbvol",)):
-            logger.addFilter(own)
+            # first, so the secret is masked before any other filter bounds the text
+            logger.filters.insert(0, own)
             attached.append((logger, own))
     try:
         yield

@@ -154,8 +154,11 @@ class WinRMExecutor(Executor):
         budget = self.call_budget(timeout)
         guard = SessionGuard(self.host, self.options.read_timeout)
         protocol = self._protocol()
-        build = protocol.transport.build_session
-        protocol.transport.build_session = lambda: guard.install(build())
+        transport = protocol.transport
+        build, setup = transport.build_session, transport.setup_encryption
+        transport.build_session = lambda: guard.install(build())
+        # the encryption set-up (NTLM/Kerberos over HTTP) sends from inside build_session
+        transport.setup_encryption = lambda session: setup(guard.install(session))
         try:
             with guard.active(budget):
                 return self._run_in_shell(protocol, payload, budget, timeout, guard)
