@@ -140,15 +140,24 @@ function Test-FakeCheckpointPath {
     return $lower.EndsWith('.avhd') -or $lower.EndsWith('.avhdx')
 }
 
+$script:StableGuids = @{}
+
 function Get-FakeStableGuid {
     # A GUID derived from $Text (device instance ids stay the same from call to call).
     param([string]$Text)
+    $key = $Text.ToLowerInvariant()
+    $known = $script:StableGuids[$key]
+    if ($null -ne $known) {
+        return $known
+    }
     $md5 = [System.Security.Cryptography.MD5]::Create()
     try {
-        return [guid]::new($md5.ComputeHash([System.Text.Encoding]::UTF8.GetBytes($Text.ToLowerInvariant())))
+        $guid = [guid]::new($md5.ComputeHash([System.Text.Encoding]::UTF8.GetBytes($key)))
     } finally {
         $md5.Dispose()
     }
+    $script:StableGuids[$key] = $guid
+    return $guid
 }
 
 # --------------------------------------------------------------------------------------------
@@ -160,34 +169,44 @@ function Get-FakeComputerName {
 }
 
 function New-FakeHardDiskDriveObject {
-    param([string]$VMName, [System.Collections.IDictionary]$Spec, [System.Collections.IDictionary]$Disk)
+    param([string]$VMName, [System.Collections.IDictionary]$Spec, [System.Collections.IDictionary]$Disk, [string]$ComputerName = '')
+    if ($ComputerName -eq '') {
+        $ComputerName = Get-FakeComputerName
+    }
     $vmId = [guid][string]$Spec['id']
     $type = [string]$Disk['controller_type']
     $number = [int]$Disk['controller_number']
     $location = [int]$Disk['controller_location']
     $controller = Get-FakeStableGuid -Text ([string]$vmId + ':' + $type + ':' + [string]$number)
     $diskNumber = $null
-    if ($Disk.ContainsKey('disk_number') -and $null -ne $Disk['disk_number']) {
+    if ($null -ne $Disk['disk_number']) {
         $diskNumber = [int]$Disk['disk_number']
     }
-    $drive = New-FakeHyperVObject -TypeName 'Microsoft.HyperV.PowerShell.HardDiskDrive' -Property @{
+    $maximum = $Disk['maximum_iops']
+    $minimum = $Disk['minimum_iops']
+    if ($null -eq $maximum) {
+        $maximum = 0
+    }
+    if ($null -eq $minimum) {
+        $minimum = 0
+    }
+    $drive = [Microsoft.HyperV.PowerShell.HardDiskDrive]@{
         VMName = $VMName
         VMId = $vmId
         VMSnapshotId = [guid]::Empty
-        ComputerName = Get-FakeComputerName
+        ComputerName = $ComputerName
         ControllerType = [Microsoft.HyperV.PowerShell.ControllerType]$type
         ControllerNumber = $number
         ControllerLocation = $location
-        Path = [string]$Disk['path']
         DiskNumber = $diskNumber
-        MaximumIOPS = [uint64][long](Get-FakeVMSpecValue -Spec $Disk -Key 'maximum_iops' -Default 0)
-        MinimumIOPS = [uint64][long](Get-FakeVMSpecValue -Spec $Disk -Key 'minimum_iops' -Default 0)
+        MaximumIOPS = [uint64][long]$maximum
+        MinimumIOPS = [uint64][long]$minimum
         Name = 'Hard Drive on ' + $type + ' controller number ' + [string]$number + ' at location ' + [string]$location
         Id = 'Microsoft:' + ([string]$vmId).ToUpperInvariant() + '\' + ([string]$controller).ToUpperInvariant() + '\' + [string]$number + '\' + [string]$location + '\D'
         SupportPersistentReservations = $false
     }
-    if ($null -eq $Disk['path']) {
-        $drive.Path = $null
+    if ($null -ne $Disk['path']) {
+        $drive.Path = [string]$Disk['path']
     }
     return $drive
 }
@@ -222,10 +241,11 @@ function New-FakeDvdDriveObject {
 }
 
 function Get-FakeHardDiskDriveObjects {
-    # The VM's hard disk drives in controller order.
+    # The VM's hard disk drives in controller order (the state keeps them in that order).
     param([string]$VMName, [System.Collections.IDictionary]$Spec)
-    foreach ($disk in @(Get-FakeVMDisks -Spec $Spec | Sort-Object -Property @{ Expression = { Get-FakeSlotOrder -Drive $_ } })) {
-        New-FakeHardDiskDriveObject -VMName $VMName -Spec $Spec -Disk $disk
+    $computer = Get-FakeComputerName
+    foreach ($disk in @(Get-FakeVMDisks -Spec $Spec)) {
+        New-FakeHardDiskDriveObject -VMName $VMName -Spec $Spec -Disk $disk -ComputerName $computer
     }
 }
 
@@ -234,6 +254,13 @@ function Get-FakeDvdDriveObjects {
     foreach ($dvd in @(Get-FakeVMDvdSpecs -Spec $Spec | Sort-Object -Property @{ Expression = { Get-FakeSlotOrder -Drive $_ } })) {
         New-FakeDvdDriveObject -VMName $VMName -Spec $Spec -Dvd $dvd
     }
+}
+
+function Set-FakeDiskOrder {
+    # Keeps the VM's disks in controller order (as Get-VMHardDiskDrive lists them and the
+    # state schema holds them).
+    param([System.Collections.IDictionary]$Spec)
+    $Spec['disks'] = @(Get-FakeVMDisks -Spec $Spec | Sort-Object -Property @{ Expression = { Get-FakeSlotOrder -Drive $_ } })
 }
 
 function New-FakeVMObject {
@@ -267,17 +294,16 @@ function New-FakeVMObject {
 }
 
 function New-FakeControllerObject {
-    # A VMScsiController or VMIdeController with the drives on it (hard disks and DVD drives).
-    param([string]$VMName, [System.Collections.IDictionary]$Spec, [string]$Type, [int]$Number)
+    # A VMScsiController or VMIdeController with the drives on it (hard disks and DVD drives;
+    # $Drives: all of the VM's, when the caller has them already).
+    param([string]$VMName, [System.Collections.IDictionary]$Spec, [string]$Type, [int]$Number, [object[]]$Drives = $null)
     $vmId = [guid][string]$Spec['id']
-    $typeName = 'Microsoft.HyperV.PowerShell.VMScsiController'
     $name = 'SCSI Controller'
     if ($Type -eq 'IDE') {
-        $typeName = 'Microsoft.HyperV.PowerShell.VMIdeController'
         $name = 'IDE Controller ' + [string]$Number
     }
     $guid = Get-FakeStableGuid -Text ([string]$vmId + ':' + $Type + ':' + [string]$Number)
-    $controller = New-FakeHyperVObject -TypeName $typeName -Property @{
+    $properties = @{
         VMName = $VMName
         VMId = $vmId
         VMSnapshotId = [guid]::Empty
@@ -286,15 +312,24 @@ function New-FakeControllerObject {
         Name = $name
         Id = 'Microsoft:' + ([string]$vmId).ToUpperInvariant() + '\' + ([string]$guid).ToUpperInvariant() + '\' + [string]$Number
     }
-    $drives = New-Object -TypeName System.Collections.Generic.List[object]
-    foreach ($drive in @(Get-FakeHardDiskDriveObjects -VMName $VMName -Spec $Spec) + @(Get-FakeDvdDriveObjects -VMName $VMName -Spec $Spec)) {
-        if ([string]$drive.ControllerType -eq $Type -and $drive.ControllerNumber -eq $Number) {
-            $drives.Add($drive)
+    if ($Type -eq 'IDE') {
+        $controller = [Microsoft.HyperV.PowerShell.VMIdeController]$properties
+    } else {
+        $controller = [Microsoft.HyperV.PowerShell.VMScsiController]$properties
+    }
+    if ($null -eq $Drives) {
+        $Drives = @(Get-FakeHardDiskDriveObjects -VMName $VMName -Spec $Spec) + @(Get-FakeDvdDriveObjects -VMName $VMName -Spec $Spec)
+    }
+    $typeValue = [Microsoft.HyperV.PowerShell.ControllerType]$Type
+    $on = New-Object -TypeName System.Collections.Generic.List[object]
+    foreach ($drive in $Drives) {
+        if ($drive.ControllerType -eq $typeValue -and $drive.ControllerNumber -eq $Number) {
+            $on.Add($drive)
         }
     }
     # Drives is Drive[] on the real class, DvdDrive and HardDiskDrive both derive from Drive;
     # the compiled stand-in lacks DvdDrive's base, so the list is attached as the same member.
-    $controller | Add-Member -MemberType NoteProperty -Name 'Drives' -Value ([object[]]$drives.ToArray()) -Force
+    $controller | Add-Member -MemberType NoteProperty -Name 'Drives' -Value ([object[]]$on.ToArray()) -Force
     return $controller
 }
 
@@ -597,11 +632,12 @@ Register-FakeCmdlet -Name 'Get-VMScsiController' -Body {
     }
     foreach ($name in Resolve-FakeVMNames -Cmdlet $Cmdlet -P $P -Command 'GetVMScsiController') {
         $spec = Get-FakeVMSpec -Name $name
+        $drives = @(Get-FakeHardDiskDriveObjects -VMName $name -Spec $spec) + @(Get-FakeDvdDriveObjects -VMName $name -Spec $spec)
         for ($number = 0; $number -lt (Get-FakeScsiCount -Spec $spec); $number++) {
             if ($P.ContainsKey('ControllerNumber') -and [int]$P['ControllerNumber'] -ne $number) {
                 continue
             }
-            New-FakeControllerObject -VMName $name -Spec $spec -Type 'SCSI' -Number $number
+            New-FakeControllerObject -VMName $name -Spec $spec -Type 'SCSI' -Number $number -Drives $drives
         }
     }
 }
@@ -617,11 +653,12 @@ Register-FakeCmdlet -Name 'Get-VMIdeController' -Body {
         if ([int](Get-FakeVMSpecValue -Spec $spec -Key 'generation' -Default 2) -ne 1) {
             continue
         }
+        $drives = @(Get-FakeHardDiskDriveObjects -VMName $name -Spec $spec) + @(Get-FakeDvdDriveObjects -VMName $name -Spec $spec)
         for ($number = 0; $number -lt 2; $number++) {
             if ($P.ContainsKey('ControllerNumber') -and [int]$P['ControllerNumber'] -ne $number) {
                 continue
             }
-            New-FakeControllerObject -VMName $name -Spec $spec -Type 'IDE' -Number $number
+            New-FakeControllerObject -VMName $name -Spec $spec -Type 'IDE' -Number $number -Drives $drives
         }
     }
 }
@@ -965,6 +1002,7 @@ Register-FakeCmdlet -Name 'Add-VMHardDiskDrive' -Body {
             $disk['minimum_iops'] = [long]$P['MinimumIOPS']
         }
         $spec['disks'] = @(Get-FakeVMDisks -Spec $spec) + @($disk)
+        Set-FakeDiskOrder -Spec $spec
         Save-FakeState
         if ($P.ContainsKey('Passthru') -and [bool]$P['Passthru']) {
             New-FakeHardDiskDriveObject -VMName $name -Spec $spec -Disk $disk

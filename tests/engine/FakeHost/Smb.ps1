@@ -92,7 +92,22 @@ function Test-FakeSameCredential {
 # Paths: which share a path lies on, and what this host may open there
 # --------------------------------------------------------------------------------------------
 
+$script:ThisHostNames = @{}
+
 function Test-FakeThisHostName {
+    # Whether a UNC host part is this host (Test-FakeThisHostNameUncached), remembered per
+    # state file and name.
+    param([string]$Server)
+    $key = [string]$env:SMBVOL_FAKEHOST_STATE + '|' + $Server.ToLowerInvariant()
+    $known = $script:ThisHostNames[$key]
+    if ($null -eq $known) {
+        $known = Test-FakeThisHostNameUncached -Server $Server
+        $script:ThisHostNames[$key] = $known
+    }
+    return $known
+}
+
+function Test-FakeThisHostNameUncached {
     # Whether a UNC host part is this host: localhost, its name or FQDN, a loopback address or
     # one of its addresses (also as xxxx--yy.ipv6-literal.net), or a name resolving to one.
     param([string]$Server)
@@ -167,18 +182,19 @@ function Resolve-FakeSharePath {
         if ($server -eq '?' -or $server -eq '.') {
             return @{ where = 'outside'; relative = $relative }
         }
-        if (Test-FakeThisHostName -Server $server) {
+        $root = '\\' + $server + '\' + $shareName
+        $isThisHost = Test-FakeThisHostName -Server $server
+        foreach ($key in @($shares.Keys)) {
+            if ([string]::Equals([string]$key, $root, [System.StringComparison]::OrdinalIgnoreCase) -and -not ($isThisHost -and [string]$shares[$key]['local_path'] -ne '')) {
+                return @{ where = 'share'; key = [string]$key; relative = $relative }
+            }
+        }
+        if ($isThisHost) {
             $key = Find-FakeLocalShare -Name $shareName
             if ($null -eq $key) {
                 return @{ where = 'unreachable'; code = 67; relative = $relative }
             }
             return @{ where = 'local'; key = $key; relative = $relative }
-        }
-        $root = '\\' + $server + '\' + $shareName
-        foreach ($key in @($shares.Keys)) {
-            if ([string]::Equals([string]$key, $root, [System.StringComparison]::OrdinalIgnoreCase)) {
-                return @{ where = 'share'; key = [string]$key; relative = $relative }
-            }
         }
         # No such share: the server answers without it (67) or does not answer at all (53).
         foreach ($key in @($shares.Keys)) {
