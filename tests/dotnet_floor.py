@@ -572,6 +572,10 @@ class _Checker:
         self._fns = self.nodes.get("function_statement", [])
         self._fn_starts = [fn.start_byte for fn in self._fns]
         self._parts: Dict[int, tuple] = {}
+        #: What was checked (lower-case names), for tests that the walk misses nothing.
+        self.checked_types: Set[str] = set()
+        self.checked_statics: Set[Tuple[str, str]] = set()
+        self.checked_ctors: Set[str] = set()
 
     # ---- helpers -------------------------------------------------------
 
@@ -813,6 +817,7 @@ class _Checker:
         """Report what is wrong with a type name; its full name on each runtime."""
         out: Dict[str, Optional[str]] = {}
         low = ref.name.lower()
+        self.checked_types.add(low)
         if low == "ordered" and not ref.args:
             return {rt.key: rt.accelerators.get("ordered") for rt in self.runtimes}
         if low in self.defined and not ref.args:
@@ -961,6 +966,7 @@ class _Checker:
 
     def check_ctor(self, node: tree_sitter.Node, ref: TypeRef, fulls: Mapping[str, Optional[str]],
                    count: int, form: str) -> None:
+        self.checked_ctors.add(ref.name.lower())
         if ref.name.lower() in self.defined:
             return
         if ref.rank:
@@ -1025,6 +1031,7 @@ class _Checker:
     def check_static(self, node: tree_sitter.Node, ref: TypeRef, name: str,
                      count: Optional[int]) -> None:
         low = name.lower()
+        self.checked_statics.add((ref.name.lower(), low))
         if ref.name.lower() in self.defined and not ref.args:
             members = self.defined[ref.name.lower()]
             if members and low not in members:
@@ -1235,9 +1242,15 @@ def check(text: str, runtimes: Optional[Sequence[Runtime]] = None, label: str = 
           separate: bool = True) -> List[Finding]:
     """Every finding of ``text``; with ``separate``, also of each function body it starts
     in another process, checked as a script of its own."""
+    return check_with_walk(text, runtimes, label, separate)[1]
+
+
+def check_with_walk(text: str, runtimes: Optional[Sequence[Runtime]] = None,
+                    label: str = "script", separate: bool = True):
+    """(the walk of ``text``, for what it saw; :func:`check`'s findings)."""
     runtimes = runtimes if runtimes is not None else load_runtimes()
     checker = _Checker(text, runtimes, label)
-    findings = checker.run()
+    findings = list(checker.run())
     if separate and not checker.root.has_error:
         for name in checker.separate_process_functions():
             body = checker.function_body(name)
@@ -1248,7 +1261,7 @@ def check(text: str, runtimes: Optional[Sequence[Runtime]] = None, label: str = 
             sub = _Checker(body[0], runtimes, label, function=name, line_offset=body[1],
                            note=" [in the text of %s, run in another process]" % name)
             findings.extend(sub.run())
-    return findings
+    return checker, findings
 
 
 def separate_process_functions(text: str) -> List[str]:

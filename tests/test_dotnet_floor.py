@@ -30,7 +30,7 @@ import pytest
 
 from smbvol import scripts
 from smbvol.secret import Credential, Secret
-from tests import dotnet_floor
+from tests import dotnet_floor, pscheck
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                          "ps_templates")
@@ -80,19 +80,26 @@ def runtimes():
 
 @pytest.fixture(scope="module")
 def floor(runtimes):
-    """Every finding on every rendered script, grouped by what it is and where: (template,
-    function, message) → the scripts it was seen in; and the CPU seconds the check took (CPU
-    time: the machine is shared, wall time says more about the neighbours)."""
+    """Every rendered script checked once: (grouped findings, [(operation, label, text, walk)],
+    CPU seconds).  The findings are grouped by what and where they are: (template, function,
+    message) → the scripts they were seen in.  CPU time, because the machine is shared: wall
+    time says more about the neighbours."""
     start = time.process_time()
     where = template_of_functions()
     grouped: Dict[Tuple[str, str, str], List[str]] = {}
-    texts = rendered_scripts()
-    for name, label, text in texts:
-        for f in dotnet_floor.check(text, runtimes, label=label):
+    walked = []
+    for name, label, text in rendered_scripts():
+        walk, findings = dotnet_floor.check_with_walk(text, runtimes, label=label)
+        walked.append((name, label, text, walk))
+        for f in findings:
             template = where.get(f.function.lower(), scripts.get_operation(name).template)
             grouped.setdefault((template, f.function, f.message), []).append(
                 "%s line %d" % (label, f.line))
-    return grouped, texts, time.process_time() - start
+    return grouped, walked, time.process_time() - start
+
+
+def walk_of(floor, label):
+    return next(w for _, lab, _, w in floor[1] if lab == label)
 
 
 def _shown(grouped) -> str:
@@ -111,33 +118,58 @@ def test_every_rendered_script_meets_the_runtime_floor(floor):
 
 
 def test_every_operation_option_and_rendering_is_checked(floor):
-    _, texts, seconds = floor
+    _, walked, seconds = floor
     expected = sum(2 * 2 ** len(op.options) for op in scripts.OPERATIONS.values())
-    assert len(texts) == expected
-    labels = {label for _, label, _ in texts}
+    assert len(walked) == expected
+    labels = {label for _, label, _, _ in walked}
     assert "mount_share[mapping_via_task=True] standalone" in labels
-    assert {name for name, _, _ in texts} == set(scripts.OPERATIONS)
-    assert seconds < 5, "the runtime floor check took %.1f s" % seconds
+    assert {name for name, _, _, _ in walked} == set(scripts.OPERATIONS)
+    assert seconds < 5, "the runtime floor check took %.1f s of CPU" % seconds
 
 
 @pytest.mark.parametrize("name", ["mount_share", "attach_vhd", "attach_vhds"])
-def test_the_task_runner_is_checked_as_a_script_of_its_own(name):
-    text = scripts.render(name, mapping_via_task=True).text
-    assert dotnet_floor.separate_process_functions(text) == ["Invoke-SmbvolMappingTaskScript"]
-    assert dotnet_floor.separate_process_functions(scripts.render(name).text) == []
+def test_the_task_runner_is_checked_as_a_script_of_its_own(floor, name):
+    for mode in ("", " standalone"):
+        with_task = walk_of(floor, name + "[mapping_via_task=True]" + mode)
+        without = walk_of(floor, name + "[mapping_via_task=False]" + mode)
+        assert with_task.separate_process_functions() == ["Invoke-SmbvolMappingTaskScript"]
+        assert without.separate_process_functions() == []
 
 
-def test_the_checker_sees_the_net_the_templates_use(runtimes):
-    """What the checker reads in a real script: not an empty walk (each form the templates use
-    is found and resolved)."""
-    text = scripts.render("mount_share", mapping_via_task=True).text
-    checker = dotnet_floor._Checker(text, runtimes, "mount_share")
-    assert checker.run() == []
-    assert "smbvol.netapi" in checker.defined  # Add-Type -TypeDefinition, through $source
-    assert ("system.security" in {a for _, a in checker.assemblies})
-    statics = {checker.node_text(n) for n in checker.nodes["invokation_expression"]}
-    assert any("[System.IO.Directory]::Exists(" in s for s in statics)
-    assert any("$io::Move(" in s for s in statics)
+def _all_options(name):
+    shown = ",".join("%s=True" % o for o in scripts.get_operation(name).options)
+    return name + ("[%s]" % shown if shown else "")
+
+
+def test_the_cross_checked_scripts_hold_every_template():
+    env = scripts.environment()
+    included = set()
+    todo = [scripts.get_operation(name).template for name in scripts.OPERATIONS]
+    while todo:
+        template = todo.pop()
+        if template not in included:
+            included.add(template)
+            todo.extend(re.findall(r"{%\s*(?:include|extends|import|from)\s+[\"']([^\"']+)[\"']",
+                                   env.loader.get_source(env, template)[0]))
+    assert set(os.listdir(TEMPLATES)) - included == set()
+
+
+@pytest.mark.parametrize("name", sorted(scripts.OPERATIONS))
+def test_the_walk_misses_nothing_a_scan_of_the_code_sees(floor, name):
+    """Every ``[Type]``, ``[Type]::Member`` and ``New-Object Type`` that a plain scan of the
+    code finds (comments and string contents blanked) is one the grammar walk checked (each
+    operation with every option on: together they hold every template)."""
+    walk = walk_of(floor, _all_options(name))
+    code = pscheck._code_only(pscheck._source(walk.text))
+    types = {m.lower() for m in re.findall(r"\[([A-Za-z][\w.]*)(?:\[\])?\]", code)}
+    statics = {(t.lower(), m.lower()) for t, m in re.findall(
+        r"\[([A-Za-z][\w.]*)(?:\[[\w.,\[\] ]*\])?\]::(\w+)", code)}
+    created = {t.lower() for t in re.findall(
+        r"New-Object\s+(?:-TypeName\s+)?([A-Za-z][\w.]*)", code)}
+    assert types and statics and created
+    assert types - walk.checked_types == set()
+    assert statics - walk.checked_statics == set()
+    assert created - walk.checked_ctors == set()
 
 
 # --------------------------------------------------------------------------
