@@ -4,7 +4,7 @@ What this proves (the engine-in-the-loop issue, point 4): every .NET type, stati
 constructor (by argument count) that a rendered script names is checked against
 ``tests/data/dotnet-api/`` (a copy of ``../shared/reference/dotnet-api/``): each must exist on
 .NET Framework 4.6.2 (Windows PowerShell 5.1 on Windows Server 2016) and in PowerShell 7.6, and
-a type outside the assemblies 5.1 surely loads must be ``Add-Type``\\ d in the same text --
+a type outside the assemblies 5.1 surely loads must be loaded with ``Add-Type`` in the same text,
 counting any function whose text a script starts in another process (the task runner) as its
 own text.  Every operation is checked under every combination of its options, in parameter mode
 and in the standalone rendering.  The checker itself is ``tests/dotnet_floor.py``.
@@ -124,7 +124,9 @@ def test_every_operation_option_and_rendering_is_checked(floor):
     labels = {label for _, label, _, _ in walked}
     assert "mount_share[mapping_via_task=True] standalone" in labels
     assert {name for name, _, _, _ in walked} == set(scripts.OPERATIONS)
-    assert seconds < 5, "the runtime floor check took %.1f s of CPU" % seconds
+    # About 2.5 s of CPU here; the bound is twice the 5 s budget, against a walk that grows
+    # (not a benchmark that a slow machine fails).
+    assert seconds < 10, "the runtime floor check took %.1f s of CPU" % seconds
 
 
 @pytest.mark.parametrize("name", ["mount_share", "attach_vhd", "attach_vhds"])
