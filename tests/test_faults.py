@@ -424,3 +424,19 @@ def test_a_secret_at_the_cut_of_a_long_record_is_masked_before_the_cut(caplog):
              if r.name == "smbvol.envelope" and "tail" in r.getMessage()]
     assert texts and all(len(t) <= 1000 for t in texts)
     assert not any(share_pw[:4] in t for t in texts), texts
+
+
+def test_local_executor_on_windows_starts_the_system_powershell(monkeypatch):
+    from smbvol.executors import local
+    monkeypatch.setattr(local, "_WINDOWS", True)
+    monkeypatch.setenv("SystemRoot", "C:\\Windows")
+    monkeypatch.delenv("PROCESSOR_ARCHITEW6432", raising=False)
+    asked = []
+    monkeypatch.setattr(local.shutil, "which", lambda p: asked.append(p) or p)
+    assert LocalExecutor().command_line()[0] == \
+        "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe"
+    assert LocalExecutor(powershell_path="pwsh").command_line()[0] == "pwsh"
+    monkeypatch.setattr(local, "_WINDOWS", False)
+    asked.clear()
+    LocalExecutor().command_line()
+    assert asked == ["powershell.exe"]  # elsewhere the configured name, on PATH
