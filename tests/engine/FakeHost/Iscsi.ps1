@@ -594,25 +594,26 @@ Register-FakeCmdlet -Name 'Get-IscsiConnection' -Body {
 
 function Remove-FakeIscsiSession {
     # Logs out of a session; the disks of its target go away with the last session (their
-    # offline_disks entries with them).
+    # offline and read-only attributes stay with the disk, as Windows keeps them).
     param([hashtable]$Session)
     $iscsi = Get-FakeIscsi
     $iscsi['sessions'] = @($iscsi['sessions'] | Where-Object { $null -ne $_ -and [string]$_['id'] -ne [string]$Session['id'] })
-    $present = @(Get-FakeHostDisks | ForEach-Object { $_.number })
-    $iscsi['offline_disks'] = @(Get-FakeIscsiList -Name 'offline_disks' | Where-Object { $present -contains $_ })
     Save-FakeState
 }
 
 function Test-FakeSessionBusy {
-    # A device of the session is in use (a disk online on the host) and no other session of the
-    # target reaches it: LogoutIScsiTarget refuses (ISDSC_DEVICE_BUSY_ON_SESSION).
+    # A device of the session is in use and no other session of the target reaches it:
+    # LogoutIScsiTarget refuses (ISDSC_DEVICE_BUSY_ON_SESSION).
     param([hashtable]$Session)
     if (@(Get-FakeIscsiSessionsOf -Iqn ([string]$Session['target_iqn'])).Count -gt 1) {
         return $false
     }
     $online = Get-FakeIscsiList -Name 'online_disks'
+    $clustered = Get-FakeIscsiList -Name 'clustered_disks'
     foreach ($disk in @(Get-FakeSessionDisks -SessionIdentifier ([string]$Session['id']))) {
-        if ($online -contains $disk.number) {
+        # In use: a cluster disk (the cluster service holds it), or an online disk with mounted
+        # volumes (the file system holds them).
+        if ($clustered -contains $disk.number -or ($online -contains $disk.number -and @(Get-FakeDiskAccessPaths -Number $disk.number).Count -gt 0)) {
             return $true
         }
     }

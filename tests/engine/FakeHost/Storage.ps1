@@ -9,7 +9,11 @@
 #   LUN -> disk number); it is offline (SAN policy OfflineShared, Windows Server's default for
 #   disks on a shared bus) unless its number is in state.iscsi.online_disks;
 # - every other disk number a VM holds as a passthrough disk (a local disk of the host).
-# Set-Disk -IsOffline moves a number between state.iscsi.offline_disks and online_disks.
+# Set-Disk -IsOffline moves a number between state.iscsi.offline_disks and online_disks (a disk's
+# offline attribute persists, as partmgr keeps it: a LUN that comes back keeps it);
+# state.iscsi.clustered_disks are cluster disks (IsClustered), read_only_disks have the read-only
+# attribute (Set-Disk -IsReadOnly), access_paths {number: [paths]} are the access paths of the
+# mounted partitions of an online disk (Get-Partition).
 
 $script:DiskOnline = [uint16]53264
 $script:DiskOffline = [uint16]53267
@@ -91,7 +95,8 @@ function New-FakeDiskInstance {
             BusType = [uint16]9; FriendlyName = 'LIO-ORG IBLOCK'; Manufacturer = 'LIO-ORG'; Model = 'IBLOCK'
             SerialNumber = $hex.Substring(0, 8).ToLowerInvariant() + '-' + $hex.Substring(8, 4).ToLowerInvariant() + '-' + $hex.Substring(12, 4).ToLowerInvariant()
             Location = 'Integrated : Adapter 1 : Port 0 : Target 0 : LUN ' + [string]$Disk.lun
-            Size = [uint64]10737418240; PartitionStyle = [uint16]0; NumberOfPartitions = [uint32]0
+            Size = [uint64]10737418240; PartitionStyle = [uint16](2 * [int](@(Get-FakeDiskAccessPaths -Number $Disk.number).Count -gt 0))
+            NumberOfPartitions = [uint32]@(Get-FakePartitionRows -Disk $Disk).Count
             IsBoot = $false; IsSystem = $false; BootFromDisk = $false; UniqueIdFormat = [uint16]3
         }
     } else {
@@ -113,8 +118,8 @@ function New-FakeDiskInstance {
     $properties['Path'] = $path
     $properties['IsOffline'] = [bool]$offline
     $properties['OfflineReason'] = [uint16]([int]$offline)
-    $properties['IsReadOnly'] = [bool]($offline -and $Disk.kind -eq 'iscsi')
-    $properties['IsClustered'] = $false
+    $properties['IsReadOnly'] = ((Get-FakeIscsiList -Name 'read_only_disks') -contains $Disk.number)
+    $properties['IsClustered'] = ((Get-FakeIscsiList -Name 'clustered_disks') -contains $Disk.number)
     $properties['IsHighlyAvailable'] = $false
     $properties['IsScaleOut'] = $false
     $properties['HealthStatus'] = [uint16]0
@@ -233,6 +238,23 @@ function Set-FakeDiskOffline {
     Save-FakeState
 }
 
+function Set-FakeDiskListed {
+    # Puts disk $Number into (or out of) the state list state.iscsi.<Name>.
+    param([string]$Name, [long]$Number, [bool]$Listed)
+    $numbers = [System.Collections.Generic.List[long]]::new()
+    foreach ($n in @(Get-FakeIscsiList -Name $Name)) {
+        if ($n -ne $Number) {
+            $numbers.Add($n)
+        }
+    }
+    if ($Listed) {
+        $numbers.Add($Number)
+    }
+    $numbers.Sort()
+    (Get-FakeIscsi)[$Name] = @($numbers.ToArray())
+    Save-FakeState
+}
+
 Register-FakeCmdlet -Name 'Set-Disk' -Body {
     param($Cmdlet, $Set, $P)
     $numbers = @()
@@ -252,6 +274,116 @@ Register-FakeCmdlet -Name 'Set-Disk' -Body {
         }
         if ($P.ContainsKey('IsOffline')) {
             Set-FakeDiskOffline -Number $number -Offline ([bool]$P['IsOffline'])
+        }
+        if ($P.ContainsKey('IsReadOnly')) {
+            Set-FakeDiskListed -Name 'read_only_disks' -Number $number -Listed ([bool]$P['IsReadOnly'])
+        }
+    }
+}
+
+function Get-FakeDiskAccessPaths {
+    # state.iscsi.access_paths[n]: the access paths of disk n's mounted partitions.
+    param([long]$Number)
+    $iscsi = Get-FakeIscsi
+    if (-not $iscsi.ContainsKey('access_paths') -or $null -eq $iscsi['access_paths']) {
+        return
+    }
+    foreach ($key in @($iscsi['access_paths'].Keys)) {
+        if ([long]$key -eq $Number) {
+            foreach ($path in @($iscsi['access_paths'][$key])) {
+                if ($null -ne $path) {
+                    [string]$path
+                }
+            }
+        }
+    }
+}
+
+function Get-FakePartitionRows {
+    # The partitions of a disk with mounted partitions: the Microsoft reserved partition and one
+    # basic data partition with the access paths (none while the disk is offline: its volumes
+    # are not mounted). A disk without access paths has no partitions.
+    param([hashtable]$Disk)
+    $paths = @(Get-FakeDiskAccessPaths -Number $Disk.number)
+    if ($Disk.kind -eq 'boot') {
+        $paths = @('C:\')
+    }
+    if ($paths.Count -eq 0) {
+        return
+    }
+    if (Test-FakeDiskOffline -Disk $Disk) {
+        $paths = @()
+    }
+    @{ number = 1; type = 'Reserved'; gpt = '{e3c9e316-0b5c-4db8-817d-f92df00215ae}'; offset = [uint64]17408; size = [uint64]16759808; paths = @() }
+    @{ number = 2; type = 'Basic'; gpt = '{ebd0a0a2-b9e5-4433-87c0-68b6b72699c7}'; offset = [uint64]16777216; size = [uint64]10720641024; paths = $paths }
+}
+
+function New-FakePartitionInstance {
+    # An MSFT_Partition (ROOT/Microsoft/Windows/Storage) as Get-Partition returns it.
+    param([hashtable]$Disk, [hashtable]$Row)
+    $letter = [char]0
+    foreach ($path in @($Row.paths)) {
+        if ([regex]::IsMatch([string]$path, '^[A-Za-z]:\\$')) {
+            $letter = [char]([string]$path).Substring(0, 1).ToUpperInvariant()
+        }
+    }
+    $diskInstance = New-FakeDiskInstance -Disk $Disk
+    return New-FakeCimInstance -ClassName 'MSFT_Partition' -Namespace $script:StorageNamespace -Property ([ordered]@{
+        DiskNumber = [uint32]$Disk.number
+        PartitionNumber = [uint32]$Row.number
+        DiskId = [string]$diskInstance.Path
+        DriveLetter = $letter
+        AccessPaths = [string[]]@($Row.paths)
+        Offset = $Row.offset
+        Size = $Row.size
+        Type = $Row.type
+        GptType = $Row.gpt
+        MbrType = $null
+        IsActive = $false
+        IsBoot = ($Disk.kind -eq 'boot' -and $Row.number -eq 2)
+        IsSystem = $false
+        IsHidden = $false
+        IsOffline = [bool]$diskInstance.IsOffline
+        IsReadOnly = [bool]$diskInstance.IsReadOnly
+        IsShadowCopy = $false
+        NoDefaultDriveLetter = $false
+        OperationalStatus = $(if ([bool]$diskInstance.IsOffline) { 'Offline' } else { 'Online' })
+        TransitionState = [uint16]1
+    })
+}
+
+Register-FakeCmdlet -Name 'Get-Partition' -Body {
+    param($Cmdlet, $Set, $P)
+    if ($Set -ne 'ByNumber' -and $Set -ne 'ByDisk') {
+        $record = New-FakeErrorRecord -Exception ('the fake host does not model Get-Partition by ' + $Set + ' yet') -ErrorId 'FakeHostNotModelled,Get-Partition' -Category 'NotImplemented'
+        Stop-FakeCmdlet -Cmdlet $Cmdlet -ErrorRecord $record
+    }
+    $numbers = @()
+    if ($Set -eq 'ByDisk') {
+        $numbers = @([long]$P['Disk'].Number)
+    } elseif ($P.ContainsKey('DiskNumber')) {
+        $numbers = @($P['DiskNumber'] | ForEach-Object { [long]$_ })
+    } else {
+        $numbers = @(Get-FakeHostDisks | ForEach-Object { $_.number })
+    }
+    foreach ($number in $numbers) {
+        $disk = Find-FakeDisk -Number $number
+        $rows = @()
+        if ($null -ne $disk) {
+            $rows = @(Get-FakePartitionRows -Disk $disk)
+        }
+        if ($P.ContainsKey('PartitionNumber')) {
+            $wanted = @($P['PartitionNumber'] | ForEach-Object { [int]$_ })
+            $rows = @($rows | Where-Object { $wanted -contains [int]$_.number })
+        }
+        if ($rows.Count -eq 0) {
+            if ($P.ContainsKey('DiskNumber') -or $Set -eq 'ByDisk') {
+                Write-FakeCmdletError -Cmdlet $Cmdlet -ErrorRecord (New-FakeNotFoundRecord -ClassName 'MSFT_Partition' -PropertyName 'DiskNumber' -Value ([uint32]$number))
+            }
+            continue
+        }
+        foreach ($row in $rows) {
+            New-FakePartitionInstance -Disk $disk -Row $row
         }
     }
 }
