@@ -47,9 +47,9 @@ SAMPLE_PARAMETERS = {
 #: Commands that may stand alone as a statement: they write nothing to the output.
 VOID_COMMANDS = {
     "stop-smbvol", "stop-smbvolfromerror", "exit-smbvollock", "add-smbvolwarning",
-    "assert-smbvoldiskname", "assert-smbvoliops", "assert-smbvolimage", "undo-smbvolmount",
+    "assert-smbvoldiskname", "assert-smbvoliops", "invoke-smbvolfolderprobe", "undo-smbvolmount",
     "remove-smbvolmappingobject", "remove-smbvolmappingrecord", "set-smbvolmappingrecord",
-    "initialize-smbvolnetapi", "add-type", "start-sleep", "set-strictmode",
+    "add-type", "start-sleep", "set-strictmode",
     "write-smbvolenvelope", "write-output", "set-smbvoldiskqos", "write-smbvoljobfile",
     "assert-smbvolprivatedirectory", "assert-smbvolvmstatefordisks",
 }

@@ -102,6 +102,8 @@ class _Mount:
     #: 'global', 'user', 'local' (share on this host) or 'none' (no mapping: own identity).
     mapping_kind: str
     changed: bool
+    #: False: a network logon without credentials could not look (warning); VMMS decides.
+    verified: bool = True
 
 
 class SmbMixin:
@@ -424,6 +426,16 @@ class SmbMixin:
             if share is None or not share.reachable:
                 raise self._win32("share_unreachable", context,
                                   self._unreachable_code(loc, share), data, loc.root)
+            if kind == "none" and self.remote_session:
+                # Test-SmbvolNetworkLogon: a network logon without delegation probes the share
+                # anonymously; the refusal says nothing of the computer account VMMS uses.
+                call.warn("could not verify the image %s in %s: this remote session (%s\\smbvol, "
+                          "a network logon) has no credentials to pass on to %s (Access is "
+                          "denied.); Hyper-V opens the image as the computer account of this "
+                          "host, so the attach decides"
+                          % (disk_name, loc.unc_dir, self.host_name.upper(), loc.root))
+                return _Mount(loc.unc_dir, unc_disk, unc_disk, False, None, created, kind,
+                              changed, verified=False)
             if kind == "none" and not share.accepts(None):
                 raise self._win32("access_denied", context, ERROR_ACCESS_DENIED, data, loc.root)
             if (existing is not None and existing.status != "OK"

@@ -86,6 +86,8 @@ class VhdMixin:
                               "vms": holders})
         ctype, number, location, add_controller = self._free_slot(vm, bus)
         call.stage("attach")
+        if not mount.verified:
+            self._check_vmms_access(vm, loc, disk_name, mount, (ctype, number, location))
         disk = Disk(ctype, number, location, mount.disk_path)
         self._add_disk(call, key, disk, add_controller)
         if qos != (0, 0):
@@ -93,6 +95,20 @@ class VhdMixin:
             disk = self._replace_disk(call, key, disk, dataclasses.replace(
                 disk, maximum_iops=qos[0], minimum_iops=qos[1]))
         return result(disk, True)
+
+    def _check_vmms_access(self, vm: Any, loc: Location, disk_name: str, mount: Any,
+                           slot: Tuple[str, int, int]) -> None:
+        """Add-VMHardDiskDrive of an image the script could not verify: VMMS opens it as the
+        host's computer account (the share's ``credential: null``)."""
+        share = self._shares.get(loc.root.lower())
+        context = "attaching %s to VM %s at %s %d:%d" % ((mount.disk_path, vm.name) + slot)
+        data = {"vm_name": vm.name, "share": mount.share_path, "disk": disk_name}
+        if share is None or not share.accepts(None):
+            raise self._win32("access_denied", context, 5, data, loc.root)
+        relative = "\\".join(loc.subdir + (disk_name,))
+        if not share.has_file(relative):
+            raise self._fail("image_not_found", "%s: The system cannot find the file specified."
+                             % context, dict(data, native_code=2), 2)
 
     # ------------------------------------------------------------------
     # Operations
