@@ -52,6 +52,16 @@ LAB_OPERATIONS: Dict[str, scripts.Operation] = {op.name: op for op in (
          scripts.Param("RemoveMappings", "bool", "remove mappings to the share",
                        default="$false")),
         ("vms", "disks", "mappings_removed"), ("unexpected",)),
+    scripts.Operation(
+        "lab_checkpoint", "Take or remove a checkpoint of a lab VM.",
+        (scripts.Param("VMName", "string", "the lab VM", required=True),
+         scripts.Param("Name", "string", "the checkpoint's name", required=True),
+         scripts.Param("Remove", "bool", "remove it instead of taking it", default="$false")),
+        ("name", "checkpoints"), ("unexpected",)),
+    scripts.Operation(
+        "lab_disk", "Read a host disk's offline and read-only flags and the SAN policy.",
+        (scripts.Param("Number", "int", "the host disk number", required=True),),
+        ("number", "is_offline", "is_read_only", "new_disk_policy"), ("unexpected",)),
 )}
 
 
@@ -80,6 +90,10 @@ class LiveSettings:
         if self.ca_file:
             overrides["smbvol_ca_file"] = self.ca_file
         return opts.new_conf([], **overrides)
+
+
+#: The iSCSI LUN the live iSCSI scenarios use (all three, or those scenarios are skipped).
+ISCSI_VARIABLES = ("SMBVOL_TEST_ISCSI_PORTAL", "SMBVOL_TEST_ISCSI_IQN", "SMBVOL_TEST_ISCSI_LUN")
 
 
 def missing_variables(environ=os.environ) -> List[str]:

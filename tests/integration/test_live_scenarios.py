@@ -132,3 +132,131 @@ def test_hot_add_to_running_gen2_and_global_mapping(ops, live, lab_state, execut
         assert ops.detach_volume(ci, vm).changed
     finally:
         ex.run(lab.render_lab("lab_power"), {"VMName": vm, "Running": False})
+
+
+# --------------------------------------------------------------------------
+# What only a Windows host can settle (host-side defects: task runner, Server 2016, the
+# anonymous probe of a network logon, checkpoints, read-only LUNs)
+# --------------------------------------------------------------------------
+
+def _smb_global_mapping(ex) -> bool:
+    from smbvol import scripts
+
+    return bool(ex.run(scripts.render("host_info")).result["smb_global_mapping"])
+
+
+def _unmount(ex, share_path):
+    from smbvol import scripts
+
+    return ex.run(scripts.render("unmount_share"), {"SharePath": share_path}).result
+
+
+def test_mapping_via_scheduled_task_creates_the_global_mapping(live, lab_state, executors,
+                                                               transport):
+    """The task runner starts in a fresh powershell.exe as SYSTEM: it must load System.Security
+    for ProtectedData, read its job through Get-Acl and make the global mapping, over a remote
+    session without CredSSP (the double-hop workaround)."""
+    from smbvol import scripts
+
+    ex = executors[transport]
+    if live.share_credential is None:
+        pytest.skip("needs SMBVOL_TEST_SHARE_USERNAME/PASSWORD: the task maps with credentials")
+    if not _smb_global_mapping(ex):
+        pytest.skip("the host has no New-SmbGlobalMapping (Windows Server 2016)")
+    _unmount(ex, live.share_path)
+    image = ntpath.basename(vhdx_images(lab_state)[0])
+    try:
+        made = ex.run(scripts.render("mount_share", mapping_via_task=True),
+                      {"SharePath": live.share_path, "DiskName": image,
+                       "ShareCredential": live.share_credential}, timeout=300).result
+        assert made["mapping_kind"] == "global" and made["mapping_created"], made
+        again = ex.run(scripts.render("mount_share"), {"SharePath": live.share_path}).result
+        assert again["mapping_kind"] == "global" and not again["mapping_created"]
+    finally:
+        removed = _unmount(ex, live.share_path)
+    assert removed["removed"] and removed["owned"], removed
+
+
+def test_windows_server_2016_refuses_credentials_and_leaves_no_mapping(live, lab_state,
+                                                                       executors, transport):
+    """Where New-SmbGlobalMapping is missing, a mapping made with credentials would live only
+    in the remote session: credentials are refused and no mapping is left behind."""
+    from smbvol import scripts
+
+    ex = executors[transport]
+    if _smb_global_mapping(ex):
+        pytest.skip("the host has New-SmbGlobalMapping: only Windows Server 2016 refuses")
+    if live.share_credential is None:
+        pytest.skip("needs SMBVOL_TEST_SHARE_USERNAME/PASSWORD")
+    for task in (False, True):
+        with pytest.raises(exceptions.InvalidParameters) as info:
+            ex.run(scripts.render("mount_share", mapping_via_task=task),
+                   {"SharePath": live.share_path, "ShareCredential": live.share_credential})
+        assert info.value.data.get("field") == "ShareCredential"
+    after = ex.run(scripts.render("mount_share"), {"SharePath": live.share_path}).result
+    assert after["mapping_kind"] == "none" and not after["mapping_created"]
+
+
+def test_network_logon_without_credentials_leaves_the_image_check_to_hyper_v(
+        ops, live, lab_state, executors, transport):
+    """A WinRM/PSRP session is a network logon: without a mapping or credentials it reaches
+    the share anonymously. The probe's refusal must be a warning, and the attach works when
+    the host's computer account (VMMS) has access, as the README recommends."""
+    if live.share_credential is not None:
+        pytest.skip("the lab share needs credentials; this scenario needs a share open to the "
+                    "host's computer account (SMBVOL_TEST_SHARE_USERNAME unset)")
+    ex = executors[transport]
+    _unmount(ex, live.share_path)
+    vm = lab_state["vms"]["gen2"]["name"]
+    ci = connection_info(live, vhdx_images(lab_state)[1])
+    att = ops.attach_volume(ci, vm)
+    try:
+        assert att.mapping_kind == "none"
+        assert att.disk_path.lower() in [a.disk_path.lower() for a in ops.list_attachments(vm)]
+    finally:
+        ops.detach_volume(ci, vm)
+
+
+def test_a_checkpoint_keeps_the_share_in_use_after_the_image_is_detached(
+        ops, live, lab_state, executors, transport):
+    from tests.integration import lab
+
+    ex = executors[transport]
+    vm = lab_state["vms"]["gen2"]["name"]
+    ci = connection_info(live, vhdx_images(lab_state)[2])
+    ops.attach_volume(ci, vm)
+    name = live.prefix + "-checkpoint"
+    ex.run(lab.render_lab("lab_checkpoint"), {"VMName": vm, "Name": name}, timeout=300)
+    try:
+        ops.detach_volume(ci, vm)
+        res = ops.disconnect_volume(ci)
+        assert not res.removed and vm in res.in_use_by, res
+    finally:
+        ex.run(lab.render_lab("lab_checkpoint"), {"VMName": vm, "Name": name, "Remove": True},
+               timeout=600)
+        ops.detach_volume(ci, vm)
+
+
+def test_a_passthrough_lun_reaches_the_vm_writable(live, lab_state, executors, transport):
+    """Under the default SAN policy (OfflineShared) a new LUN is offline and read-only; the
+    attach must clear the read-only flag. Needs SMBVOL_TEST_ISCSI_PORTAL, _IQN and _LUN."""
+    import os
+
+    from smbvol import scripts
+    from tests.integration import lab
+
+    missing = [n for n in lab.ISCSI_VARIABLES if not os.environ.get(n)]
+    if missing:
+        pytest.skip("no iSCSI LUN for the live suite: set %s" % ", ".join(missing))
+    ex = executors[transport]
+    vm = lab_state["vms"]["gen2"]["name"]
+    target = {"TargetPortals": [os.environ["SMBVOL_TEST_ISCSI_PORTAL"]],
+              "TargetIqns": [os.environ["SMBVOL_TEST_ISCSI_IQN"]],
+              "TargetLuns": [int(os.environ["SMBVOL_TEST_ISCSI_LUN"])]}
+    att = ex.run(scripts.render("iscsi_attach"), dict(target, VMName=vm), timeout=300).result
+    try:
+        disk = ex.run(lab.render_lab("lab_disk"), {"Number": att["disk_number"]}).result
+        assert disk["is_offline"] and not disk["is_read_only"], disk
+    finally:
+        ex.run(scripts.render("iscsi_detach"), dict(target, VMName=vm))
+        ex.run(scripts.render("iscsi_disconnect"), target)
