@@ -609,11 +609,9 @@ function Test-FakeSessionBusy {
         return $false
     }
     $online = Get-FakeIscsiList -Name 'online_disks'
-    $clustered = Get-FakeIscsiList -Name 'clustered_disks'
     foreach ($disk in @(Get-FakeSessionDisks -SessionIdentifier ([string]$Session['id']))) {
-        # In use: a cluster disk (the cluster service holds it), or an online disk with mounted
-        # volumes (the file system holds them).
-        if ($clustered -contains $disk.number -or ($online -contains $disk.number -and @(Get-FakeDiskAccessPaths -Number $disk.number).Count -gt 0)) {
+        # In use: an online disk with mounted volumes (the file system holds them open).
+        if ($online -contains $disk.number -and @(Get-FakeDiskAccessPaths -Number $disk.number).Count -gt 0) {
             return $true
         }
     }
@@ -822,32 +820,13 @@ Register-FakeCmdlet -Name 'Connect-IscsiTarget' -Body {
 # The CIM client's parameter collection
 # --------------------------------------------------------------------------------------------
 
-function New-FakeObject {
-    # Stands in for New-Object (an alias, as Pester's Mock does) for the one type PowerShell on
-    # Linux cannot construct: Microsoft.Management.Infrastructure.CimMethodParametersCollection,
-    # whose constructor needs the native MI library (libmi). Its stand-in keeps what the real one
-    # offers the templates: Add(CimMethodParameter), enumeration, Dispose(). Every other type is
-    # the real New-Object's.
-    [CmdletBinding(DefaultParameterSetName = 'Net')]
-    param(
-        [Parameter(ParameterSetName = 'Net', Mandatory = $true, Position = 0)]
-        [string]$TypeName,
-        [Parameter(ParameterSetName = 'Net', Position = 1)]
-        [Alias('Args')]
-        [object[]]$ArgumentList,
-        [Parameter(ParameterSetName = 'Com', Mandatory = $true, Position = 0)]
-        [string]$ComObject,
-        [Parameter(ParameterSetName = 'Com')]
-        [switch]$Strict,
-        [System.Collections.IDictionary]$Property
-    )
-    if ($PSCmdlet.ParameterSetName -eq 'Net' -and [string]::Equals($TypeName, 'Microsoft.Management.Infrastructure.CimMethodParametersCollection', [System.StringComparison]::OrdinalIgnoreCase)) {
-        $collection = Microsoft.PowerShell.Utility\New-Object -TypeName 'System.Collections.Concurrent.BlockingCollection[Microsoft.Management.Infrastructure.CimMethodParameter]'
-        $PSCmdlet.WriteObject($collection)
-        return
-    }
-    Microsoft.PowerShell.Utility\New-Object @PSBoundParameters
+function New-FakeCimArguments {
+    # Stands in for New-SmbvolCimArguments: Microsoft.Management.Infrastructure's
+    # CimMethodParametersCollection cannot be constructed on Linux (its constructor needs the
+    # native MI library, libmi). The stand-in keeps what the real one offers the templates:
+    # Add(CimMethodParameter), enumeration, Dispose().
+    return ,(Microsoft.PowerShell.Utility\New-Object -TypeName 'System.Collections.Concurrent.BlockingCollection[Microsoft.Management.Infrastructure.CimMethodParameter]')
 }
 
-Set-Alias -Name 'New-Object' -Value 'New-FakeObject'
-Export-ModuleMember -Function 'New-FakeObject' -Alias 'New-Object'
+Set-Alias -Name 'New-SmbvolCimArguments' -Value 'New-FakeCimArguments'
+Export-ModuleMember -Function 'New-FakeCimArguments' -Alias 'New-SmbvolCimArguments'
