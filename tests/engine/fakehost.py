@@ -40,6 +40,8 @@ TEMPLATES = os.path.join(CHECKOUT, "ps_templates")
 
 #: The environment variable naming the JSON file the fake host reads and writes its state to.
 STATE_ENV = "SMBVOL_FAKEHOST_STATE"
+#: The environment variable naming the fake host (its own namespace of named mutexes).
+HOST_ID_ENV = "SMBVOL_FAKEHOST_ID"
 
 #: Modules generated under their real names.
 HOST_MODULES = ("Hyper-V", "SmbShare", "Storage", "iSCSI", "NetTCPIP", "StorageQoS")
@@ -169,7 +171,8 @@ def types_source(types: dict) -> str:
         if ".Commands." in full:
             continue
         ns, name = full.rsplit(".", 1)
-        members = ", ".join("%s = %d" % (k, v) for k, v in sorted(values.items(), key=lambda kv: kv[1]))
+        members = ", ".join("%s = %d" % (k, v)
+                            for k, v in sorted(values.items(), key=lambda kv: kv[1]))
         by_ns.setdefault(ns, []).append("    public enum %s { %s }" % (name, members))
     for full, info in sorted(types["classes"].items()):
         if ".Commands." in full:
@@ -192,47 +195,11 @@ def types_source(types: dict) -> str:
             props.append("        public %s %s { get; set; }" % (_cs_type(ptype, known), ident))
         head = "    public class %s%s" % (name, " : " + base_full if base_full else "")
         by_ns.setdefault(ns, []).append(head + "\n    {\n" + "\n".join(props) + "\n    }")
-    extra = {
-        "Microsoft.HyperV.PowerShell": [
-            # The Hyper-V module's exception: its errors carry an id and category, no Win32 code.
-            "    public class VirtualizationException : System.Exception\n    {\n"
-            "        public VirtualizationException(string message) : base(message) { }\n"
-            "        public VirtualizationException(string message, System.Exception inner) : base(message, inner) { }\n"
-            "    }",
-            "    public class VirtualizationOperationFailedException : VirtualizationException\n    {\n"
-            "        public VirtualizationOperationFailedException(string message) : base(message) { }\n"
-            "    }",
-        ],
-        # CimException as the CDXML modules throw it: NativeErrorCode is a CIM status; ErrorData
-        # the MSFT_WmiError instance (error_Code, MessageId). Microsoft.Management.Infrastructure's
-        # own cannot carry these without the native MI library, so the fake has its own class of
-        # the same name (templates tell it by type name, as they must for 5.1 and 7 alike).
-        "FakeHost.Cim": [
-            "    public class CimProperty\n    {\n"
-            "        public string Name { get; set; }\n        public object Value { get; set; }\n    }",
-            "    public class CimPropertyBag\n    {\n"
-            "        private readonly System.Collections.Generic.Dictionary<string, CimProperty> items =\n"
-            "            new System.Collections.Generic.Dictionary<string, CimProperty>(System.StringComparer.OrdinalIgnoreCase);\n"
-            "        public void Set(string name, object value) { items[name] = new CimProperty { Name = name, Value = value }; }\n"
-            "        public CimProperty this[string name] { get { CimProperty p; return items.TryGetValue(name, out p) ? p : null; } }\n"
-            "    }",
-            "    public class CimErrorData\n    {\n"
-            "        public string CimClassName { get; set; }\n"
-            "        public CimPropertyBag CimInstanceProperties { get; } = new CimPropertyBag();\n    }",
-            "    public enum NativeErrorCode { Ok = 0, Failed = 1, AccessDenied = 2, InvalidNamespace = 3, InvalidParameter = 4, InvalidClass = 5, NotFound = 6, NotSupported = 7, AlreadyExists = 11 }",
-            "    public class CimException : System.Exception\n    {\n"
-            "        public CimException(string message, NativeErrorCode code, CimErrorData data, int hresult) : base(message) { NativeErrorCode = code; ErrorData = data; HResult = hresult; }\n"
-            "        public NativeErrorCode NativeErrorCode { get; private set; }\n"
-            "        public CimErrorData ErrorData { get; private set; }\n"
-            "        public string MessageId { get { if (ErrorData == null) return null; CimProperty p = ErrorData.CimInstanceProperties[\"MessageId\"]; return p == null ? null : (string)p.Value; } }\n"
-            "    }",
-        ],
-    }
-    for ns, items in extra.items():
-        by_ns.setdefault(ns, []).extend(items)
     parts = []
     for ns, items in sorted(by_ns.items()):
         parts.append("namespace %s\n{\n%s\n}\n" % (ns, "\n".join(items)))
+    with open(os.path.join(MODEL_DIR, "FakeHost.Extra.cs"), encoding="utf-8") as f:
+        parts.append(f.read())
     return "\n".join(parts)
 
 
@@ -253,7 +220,7 @@ def _merge_provider_sets(sets: Mapping[str, list]) -> Dict[str, list]:
         base = re.split(r"\s+-\s+", name)[0].strip()
         groups.setdefault(base, []).append((name, params))
     out: Dict[str, list] = {}
-    for base, members in groups.items():
+    for members in groups.values():
         members.sort(key=lambda m: (0 if "all providers" in m[0].lower() else 1, m[0]))
         first_name, first = members[0]
         seen = {p["name"].lower() for p in first}
@@ -276,10 +243,14 @@ def function_source(name: str, info: Mapping, hyperv_index: Mapping[str, str],
         sets = _merge_provider_sets(sets)
     default = info.get("default_parameter_set")
     if default not in sets:
+        # A provider set's name ('pathSet  - Alias provider') names the merged set of its base.
+        base = re.split(r"\s+-\s+", default or "")[0].strip()
         default = None
         for s in sets:
-            if default is None:
+            if default is None or (base and re.split(r"\s+-\s+", s)[0].strip() == base):
                 default = s
+                if base and re.split(r"\s+-\s+", s)[0].strip() == base:
+                    break
     aliases = info.get("aliases") or {}
     accepted = info.get("accepted_values") or {}
     should_process = any(p["name"] in ("WhatIf", "Confirm") for ps in sets.values() for p in ps)
@@ -289,14 +260,16 @@ def function_source(name: str, info: Mapping, hyperv_index: Mapping[str, str],
         position = 0
         for p in plist:
             pname = p["name"]
-            if pname in ("WhatIf", "Confirm") or pname == "CommonParameters":
+            if pname in ("WhatIf", "Confirm", "CommonParameters", "InformationAction",
+                         "InformationVariable"):
                 continue
             key = pname.lower()
             if key not in params:
                 params[key] = {"name": pname, "type": p["type"], "sets": []}
                 order.append(key)
             attrs = {"set": set_name, "mandatory": bool(p.get("mandatory"))}
-            if p.get("positional") and p.get("type", "").lower() not in ("switch", "switchparameter"):
+            switch = p.get("type", "").lower() in ("switch", "switchparameter")
+            if p.get("positional") and not switch:
                 attrs["position"] = position
                 position += 1
             pipeline = p.get("pipeline") or []
@@ -335,7 +308,8 @@ def function_source(name: str, info: Mapping, hyperv_index: Mapping[str, str],
         if values and literal not in ("switch", "bool"):
             attrs.append("        [ValidateSet(%s)]" % ", ".join(_ps_quote(v) for v in values))
         if is_cim:
-            attrs.append("        [ValidateScript({ FakeHost\\Test-FakeCimInstance -InputObject $_ })]")
+            attrs.append("        [ValidateScript({ FakeHost\\Test-FakeCimInstance "
+                         "-InputObject $_ })]")
         attrs.append("        [%s]$%s" % (literal, p["name"]))
         blocks.append("\n".join(attrs))
     lines.append(",\n".join(blocks))
@@ -434,15 +408,29 @@ def _ensure(path: str) -> str:
 
 
 def engine_env(state_path: Optional[str] = None, pwsh: Optional[str] = None,
-               base: Optional[Mapping[str, str]] = None,
-               computer_name: str = "HV01") -> Dict[str, str]:
-    """The environment of a pwsh whose fake host keeps its state in ``state_path``."""
+               base: Optional[Mapping[str, str]] = None, computer_name: str = "HV01",
+               host_id: Optional[str] = None) -> Dict[str, str]:
+    """The environment of a pwsh whose fake host keeps its state in ``state_path``.
+
+    ``host_id`` names the fake host: its named mutexes live in a namespace of their own
+    (``Global\\fakehost-<id>-...``), so fake hosts running side by side never share a lock."""
     env = dict(os.environ if base is None else base)
     modules = module_dir(pwsh)
     env["PSModulePath"] = modules + os.pathsep + env.get("PSModulePath", "")
     env["COMPUTERNAME"] = computer_name
+    env[HOST_ID_ENV] = host_id or new_host_id()
     if state_path is not None:
         env[STATE_ENV] = state_path
     else:
         env.pop(STATE_ENV, None)
     return env
+
+
+def new_host_id() -> str:
+    return os.urandom(6).hex()
+
+
+def host_mutex(name: str, host_id: str) -> str:
+    """The name a mutex of the templates has on the fake host ``host_id``."""
+    local = name[7:] if name.startswith("Global\\") else name
+    return "Global\\fakehost-%s-%s" % (host_id, local)

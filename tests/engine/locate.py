@@ -33,7 +33,8 @@ def find_pwsh() -> Tuple[Optional[str], str]:
     found = shutil.which("pwsh")
     if found:
         return found, ""
-    return None, "no PowerShell engine: no $SMBVOL_PWSH, no ../shared/tools/pwsh, no pwsh on PATH; " + HOW_TO_GET
+    return None, ("no PowerShell engine: no $SMBVOL_PWSH, no ../shared/tools/pwsh, no pwsh on "
+                  "PATH; " + HOW_TO_GET)
 
 
 def required() -> bool:

@@ -187,9 +187,10 @@ class EngineSession:
         self._lock = threading.Lock()
         self._counter = 0
         self.tmp = tempfile.mkdtemp(prefix="smbvol-engine-run-")
+        self.host_id = fakehost.new_host_id()
 
     def _start(self) -> subprocess.Popen:
-        env = fakehost.engine_env(None, self.pwsh)
+        env = fakehost.engine_env(None, self.pwsh, host_id=self.host_id)
         self._proc = subprocess.Popen(
             [self.pwsh, "-NoLogo", "-NoProfile", "-NonInteractive", "-File", HARNESS],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -226,7 +227,8 @@ class EngineSession:
                 json.dump(state, f)
             job: Dict[str, Any] = {"id": self._counter, "bootstrap": BOOTSTRAP,
                                    "payload": payload, "state_path": state_path,
-                                   "computer_name": computer_name, "locks": list(locks),
+                                   "computer_name": computer_name,
+                                   "locks": [fakehost.host_mutex(n, self.host_id) for n in locks],
                                    "coverage": None}
             if coverage_lines is not None:
                 job["coverage"] = {"path": os.path.join(self.tmp, "script-%d.ps1" % self._counter),
@@ -312,6 +314,11 @@ def prepare(vector: Mapping[str, Any], secrets: Mapping[str, str] = cr.DOUBLE_SE
     double = cr.double_for(filled, secrets)
     state = double.to_dict()
     locks = [mutex_name(k) for k in state.get("locks_held", [])]
+    op = filled["operation"]
+    if locks and any(p.name == "LockTimeoutSeconds" for p in cr.scripts.OPERATIONS[op].params):
+        # The wait for a held lock is real on the engine: one second shows it as well as the
+        # default minute does.
+        filled.setdefault("parameters", {}).setdefault("LockTimeoutSeconds", 1)
     return filled, to_fake(state, filled["operation"], secrets), locks
 
 

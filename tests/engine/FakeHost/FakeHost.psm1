@@ -277,5 +277,6 @@ Export-ModuleMember -Function @(
     'Stop-FakeCmdlet', 'Write-FakeCmdletError', 'New-FakeHyperVObject', 'New-FakeCimInstance',
     'Test-FakeCimInstance', 'Get-FakeCimClassName', 'Invoke-FakeCmdlet', 'Invoke-FakeCoreCmdlet',
     'Get-FakeHostIdentity', 'Resolve-FakeHostName', 'Get-FakeCimInstances', 'Invoke-FakeCimMethod',
-    'Register-FakeCimMethod', 'New-FakeCimMethodResult', 'Invoke-FakeFault'
-) -Alias @('Get-SmbvolHostIdentity', 'Resolve-SmbvolHostName', 'Get-SmbvolCimInstances', 'Invoke-SmbvolCimMethod')
+    'Register-FakeCimMethod', 'New-FakeCimMethodResult', 'Invoke-FakeFault', 'New-FakeNamedMutex'
+) -Alias @('Get-SmbvolHostIdentity', 'Resolve-SmbvolHostName', 'Get-SmbvolCimInstances', 'Invoke-SmbvolCimMethod',
+    'New-SmbvolNamedMutex')

@@ -126,6 +126,19 @@ function New-FakeCimMethodResult {
     return [pscustomobject]@{ ReturnValue = [pscustomobject]@{ Name = 'ReturnValue'; Value = [uint32]$ReturnValue }; OutParameters = @() }
 }
 
+function New-FakeNamedMutex {
+    # Stands in for New-SmbvolNamedMutex: every fake host has its own namespace of named objects
+    # (as every Windows host has), so fake hosts running side by side on this machine never
+    # share a mutex. $env:SMBVOL_FAKEHOST_ID names the host.
+    param([string]$Name)
+    $local = $Name
+    if ($Name.StartsWith('Global\')) {
+        $local = $Name.Substring(7)
+    }
+    return New-Object -TypeName System.Threading.Mutex -ArgumentList $false, ('Global\fakehost-' + [string]$env:SMBVOL_FAKEHOST_ID + '-' + $local)
+}
+
+Set-Alias -Name 'New-SmbvolNamedMutex' -Value 'New-FakeNamedMutex'
 Set-Alias -Name 'Get-SmbvolHostIdentity' -Value 'Get-FakeHostIdentity'
 Set-Alias -Name 'Resolve-SmbvolHostName' -Value 'Resolve-FakeHostName'
 Set-Alias -Name 'Get-SmbvolCimInstances' -Value 'Get-FakeCimInstances'

@@ -1,0 +1,354 @@
+"""The templates run in a real PowerShell against the fake host (tests/engine/).
+
+* every contract vector (but those marked ``engine: false``, with their reason) runs through
+  the real bootstrap and payload in a fresh runspace of the engine, and must pass — and its
+  outcome and final state must equal the host double's (one truth);
+* at least one vector per operation runs end to end through :class:`LocalExecutor` with
+  ``powershell_path`` set to the engine (a new pwsh process, as on a host);
+* the fake host's generated cmdlets bind as Microsoft documents them;
+* mutants of the templates (a flipped comparison, a misspelt property, a dropped assignment)
+  make vectors fail.
+
+Without an engine these tests are skipped with the reason; with ``SMBVOL_REQUIRE_PWSH=1``
+(``.ci/run``) a missing engine fails them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from typing import Any, Dict, List
+
+import jinja2
+import pytest
+
+from smbvol import exceptions, scripts
+from smbvol.envelope import ScriptResult
+from smbvol.executors.local import LocalExecutor
+from tests import contract_runner as cr
+from tests.engine import fakehost, runner
+from tests.engine.locate import pwsh_or_skip
+
+VECTORS = cr.load_vectors()
+BY_ID = {v["id"]: v for v in VECTORS}
+ENGINE_VECTORS = [v for v in VECTORS if v.get("engine") is not False]
+#: Engine processes run side by side (the machine has two cores).
+WORKERS = 2
+
+
+@pytest.fixture(scope="session")
+def pwsh() -> str:
+    return pwsh_or_skip()
+
+
+def run_all(pwsh: str, vectors: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """Every vector on the engine, ``WORKERS`` engine processes side by side."""
+    chunks = [vectors[i::WORKERS] for i in range(WORKERS)]
+
+    def work(chunk: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+        out: Dict[str, Dict[str, Any]] = {}
+        with runner.EngineSession(pwsh) as session:
+            for vector in chunk:
+                try:
+                    out[vector["id"]] = runner.run(session, vector)
+                except runner.EngineError as exc:
+                    out[vector["id"]] = {"problems": ["engine: %s" % exc], "outcome": exc,
+                                         "state": None}
+        return out
+
+    results: Dict[str, Dict[str, Any]] = {}
+    with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
+        for part in pool.map(work, chunks):
+            results.update(part)
+    return results
+
+
+@pytest.fixture(scope="session")
+def engine_results(pwsh) -> Dict[str, Dict[str, Any]]:
+    return run_all(pwsh, ENGINE_VECTORS)
+
+
+def _double(vector):
+    filled = cr.substitute(vector, cr.DOUBLE_NAMES)
+    double = cr.double_for(filled)
+    outcome = cr.run_vector(double.executor(), filled, cr.DOUBLE_SECRETS,
+                            script=cr.script_for(filled))
+    return outcome, double.to_dict()
+
+
+def outcome_summary(outcome: Any) -> Any:
+    """What two runs must agree on: the result, or the error kind."""
+    if isinstance(outcome, ScriptResult):
+        return {"result": outcome.result}
+    if isinstance(outcome, exceptions.HostOperationError):
+        return {"error": outcome.kind}
+    return {"failure": type(outcome).__name__}
+
+
+def _ids(vectors):
+    return [v["id"] for v in vectors]
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=_ids(VECTORS))
+def test_vector_passes_on_the_engine(vector, engine_results):
+    if vector.get("engine") is False:
+        pytest.skip("engine: false: %s" % vector["engine_reason"])
+    res = engine_results[vector["id"]]
+    detail = ""
+    if res.get("output") is not None and res["problems"]:
+        detail = "\nstdout: %s\nstderr: %s" % (res["output"].stdout[:2000],
+                                               res["output"].stderr[:2000])
+    assert not res["problems"], "\n".join(res["problems"]) + detail
+
+
+@pytest.mark.parametrize("vector", ENGINE_VECTORS, ids=_ids(ENGINE_VECTORS))
+def test_engine_and_double_agree(vector, engine_results):
+    res = engine_results[vector["id"]]
+    if res.get("state") is None:
+        pytest.fail("the engine did not run the vector: %s" % res["problems"])
+    outcome, state = _double(vector)
+    assert outcome_summary(res["outcome"]) == outcome_summary(outcome)
+    assert res["state"] == state
+
+
+def test_nine_in_ten_vectors_run_on_the_engine():
+    assert len(ENGINE_VECTORS) >= 0.9 * len(VECTORS), (
+        "%d of %d vectors run on the engine" % (len(ENGINE_VECTORS), len(VECTORS)))
+
+
+def test_vectors_kept_off_the_engine_say_why():
+    for vector in VECTORS:
+        if vector.get("engine") is False:
+            assert len(vector.get("engine_reason") or "") > 20, vector["id"]
+
+
+# --------------------------------------------------------------------------
+# A new pwsh process per call, through LocalExecutor
+# --------------------------------------------------------------------------
+
+def _first_passing_vector(operation: str) -> Dict[str, Any]:
+    for vector in ENGINE_VECTORS:
+        if vector["operation"] == operation and "result" in vector["expect"]:
+            return vector
+    for vector in ENGINE_VECTORS:
+        if vector["operation"] == operation:
+            return vector
+    raise LookupError(operation)
+
+
+LOCAL_VECTORS = [_first_passing_vector(op) for op in sorted(scripts.OPERATIONS)
+                 if any(v["operation"] == op for v in ENGINE_VECTORS)]
+
+
+@pytest.fixture(scope="module")
+def local_results(pwsh):
+    """One vector per operation through LocalExecutor: a new pwsh process each, which inherits
+    the fake host's environment (PSModulePath, state file) as a host's PowerShell inherits its
+    modules."""
+    results = {}
+    with pytest.MonkeyPatch.context() as mp:
+        for vector in LOCAL_VECTORS:
+            filled, fake, locks = runner.prepare(vector)
+            assert not locks, "pick a vector without held locks"
+            tmp = tempfile.mkdtemp(prefix="smbvol-local-")
+            state_path = os.path.join(tmp, "state.json")
+            with open(state_path, "w", encoding="utf-8") as f:
+                json.dump(fake, f)
+            env = fakehost.engine_env(state_path, pwsh,
+                                      computer_name=filled["state"]["host"].get("name", "hv01"))
+            for key in ("PSModulePath", fakehost.STATE_ENV, "COMPUTERNAME"):
+                mp.setenv(key, env[key])
+            executor = LocalExecutor(powershell_path=pwsh, default_timeout=120)
+            outcome = cr.run_vector(executor, filled, cr.DOUBLE_SECRETS)
+            with open(state_path, encoding="utf-8-sig") as f:
+                after = runner.from_fake(json.load(f), cr.DOUBLE_SECRETS, [])
+            shutil.rmtree(tmp, ignore_errors=True)
+            problems = cr.compare(outcome, filled)
+            if "expect_state" in filled:
+                problems += cr.compare_state(after, filled["expect_state"])
+            results[vector["id"]] = problems
+    return results
+
+
+@pytest.mark.parametrize("vector", LOCAL_VECTORS, ids=_ids(LOCAL_VECTORS))
+def test_operation_end_to_end_through_local_executor(vector, local_results):
+    problems = local_results[vector["id"]]
+    assert not problems, "\n".join(problems)
+
+
+def test_every_operation_has_a_local_executor_run():
+    assert {v["operation"] for v in LOCAL_VECTORS} == set(scripts.OPERATIONS)
+
+
+# --------------------------------------------------------------------------
+# The binder: generated cmdlets bind as Microsoft documents them
+# --------------------------------------------------------------------------
+
+BINDER_PROBE = r"""
+$ErrorActionPreference = 'Stop'
+function Try-Bind([scriptblock]$Block) {
+    try { $null = & $Block; 'ok' } catch { [string]$_.FullyQualifiedErrorId }
+}
+[ordered]@{
+    misspelt = Try-Bind { Hyper-V\Get-VM -Nmae 'x' }
+    wrong_type = Try-Bind { Hyper-V\Add-VMHardDiskDrive -VMName 'x' -ControllerNumber 'zero' }
+    bad_value = Try-Bind { Hyper-V\Add-VMHardDiskDrive -VMName 'x' -ControllerType 'SATA' }
+    two_sets = Try-Bind { Hyper-V\Get-VM -Name 'x' -Id ([guid]::NewGuid()) }
+    cim_type = Try-Bind { SmbShare\Remove-SmbGlobalMapping -InputObject 'text' -Force }
+    default_set = (Get-Command Hyper-V\Get-VM).DefaultParameterSet
+    pipeline = Try-Bind { Hyper-V\Get-VM | Hyper-V\Get-VMHardDiskDrive }
+    drives = @(Hyper-V\Get-VM | Hyper-V\Get-VMHardDiskDrive).Count
+    vm_type = (Hyper-V\Get-VM | Select-Object -First 1).GetType().FullName
+} | ConvertTo-Json -Compress
+"""
+
+
+@pytest.fixture(scope="module")
+def binder(pwsh):
+    vector = BY_ID["list_attachments/one-vm-two-disks"] if "list_attachments/one-vm-two-disks" \
+        in BY_ID else _first_passing_vector("list_attachments")
+    _, fake, _ = runner.prepare(vector)
+    tmp = tempfile.mkdtemp(prefix="smbvol-binder-")
+    path = os.path.join(tmp, "state.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(fake, f)
+    probe = os.path.join(tmp, "probe.ps1")
+    with open(probe, "w", encoding="utf-8") as f:
+        f.write(BINDER_PROBE)
+    proc = subprocess.run([pwsh, "-NoLogo", "-NoProfile", "-NonInteractive", "-File", probe],
+                          capture_output=True, text=True, timeout=120,
+                          env=fakehost.engine_env(path, pwsh))
+    shutil.rmtree(tmp, ignore_errors=True)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1]), fake
+
+
+def test_a_misspelt_parameter_is_refused(binder):
+    assert binder[0]["misspelt"].startswith("NamedParameterNotFound")
+
+
+def test_a_wrong_type_is_refused(binder):
+    assert binder[0]["wrong_type"].startswith("ParameterArgumentTransformationError")
+
+
+def test_a_value_outside_the_accepted_ones_is_refused(binder):
+    assert binder[0]["bad_value"].startswith("ParameterArgumentValidationError")
+
+
+def test_an_impossible_parameter_combination_is_refused(binder):
+    assert binder[0]["two_sets"].startswith("AmbiguousParameterSet")
+
+
+def test_a_cim_parameter_takes_only_cim_instances(binder):
+    assert binder[0]["cim_type"].startswith("ParameterArgumentValidationError")
+
+
+def test_bare_get_vm_uses_the_documented_default_set(binder):
+    assert binder[0]["default_set"] == "Name"
+
+
+def test_get_vm_pipes_into_get_vmharddiskdrive(binder):
+    result, fake = binder
+    assert result["pipeline"] == "ok"
+    assert result["drives"] == sum(len(vm["disks"]) for vm in fake["vms"].values())
+    assert result["vm_type"] == "Microsoft.HyperV.PowerShell.VirtualMachine"
+
+
+# --------------------------------------------------------------------------
+# Mutants die
+# --------------------------------------------------------------------------
+
+#: (template, original text, mutated text, operation whose vectors must catch it)
+MUTANTS = [
+    ("flipped comparison", "_hyperv_attach.ps1.j2", "-lt", "-ge", "attach_vhd"),
+    ("misspelt property", "_smb.ps1.j2", "$mapping.RemotePath", "$mapping.RemotePth",
+     "mount_share"),
+    ("dropped assignment", "detach_vhd.ps1.j2", None, None, "detach_vhd"),
+]
+
+
+def _mutated_environment(directory: str) -> jinja2.Environment:
+    base = scripts.environment()
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(directory),
+                              undefined=jinja2.StrictUndefined, autoescape=False,
+                              keep_trailing_newline=base.keep_trailing_newline,
+                              trim_blocks=base.trim_blocks, lstrip_blocks=base.lstrip_blocks)
+
+
+def _drop_first_assignment(text: str) -> str:
+    """The template without its first ``$x = ...`` statement line of the body."""
+    lines = text.split("\n")
+    start = next(i for i, line in enumerate(lines) if "{% block body %}" in line)
+    for i in range(start, len(lines)):
+        stripped = lines[i].strip()
+        if stripped.startswith("$") and " = " in stripped and not stripped.startswith("$null"):
+            del lines[i]
+            return "\n".join(lines)
+    raise AssertionError("no assignment to drop")
+
+
+def _mutant_script(directory: str, vector: Dict[str, Any]) -> scripts.Script:
+    op = scripts.get_operation(vector["operation"])
+    options = scripts.render(vector["operation"], **(vector.get("options") or {})).options
+    text = _mutated_environment(directory).get_template(op.template).render(
+        operation=op.name, param_block=scripts.param_block(op), **dict(options))
+    return scripts.Script(operation=op, text=text, options=options)
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m[0] for m in MUTANTS])
+def test_a_mutant_template_fails_vectors(mutant, pwsh, engine_results, tmp_path):
+    name, template, old, new, operation = mutant
+    source = os.path.join(fakehost.TEMPLATES)
+    target = str(tmp_path / "templates")
+    shutil.copytree(source, target)
+    path = os.path.join(target, template)
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if old is None:
+        mutated = _drop_first_assignment(text)
+    else:
+        assert old in text, "%s no longer has %r" % (template, old)
+        mutated = text.replace(old, new, 1)
+    assert mutated != text
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(mutated)
+    # The vectors of the operation that pass unmutated; the mutant must fail one of them.
+    vectors = [v for v in ENGINE_VECTORS if v["operation"] == operation
+               and not engine_results[v["id"]]["problems"]][:12]
+    assert vectors, "no passing %s vector to test the mutant with" % operation
+    failed = []
+    with runner.EngineSession(pwsh) as session:
+        for vector in vectors:
+            filled, fake, locks = runner.prepare(vector)
+            executor = runner.EngineExecutor(session, fake,
+                                             computer_name=filled["state"]["host"]["name"],
+                                             locks=locks)
+            outcome = cr.run_vector(executor, filled, cr.DOUBLE_SECRETS,
+                                    script=_mutant_script(target, filled))
+            problems = cr.compare(outcome, filled)
+            after = runner.from_fake(executor.state, cr.DOUBLE_SECRETS,
+                                     filled["state"].get("locks_held", []))
+            if "expect_state" in filled:
+                problems += cr.compare_state(after, filled["expect_state"])
+            if problems:
+                failed.append(vector["id"])
+                break
+    assert failed, "the %s mutant of %s passed %d %s vectors" % (name, template, len(vectors),
+                                                                 operation)
+
+
+def test_errors_of_powershell_7_reach_the_caller_as_plain_text(pwsh):
+    # PowerShell 7 colours what reaches stderr unless the bootstrap asks for plain text.
+    op = scripts.get_operation("host_info")
+    script = scripts.Script(operation=op, text="Write-Error -Message 'boom'\nthrow 'failed'\n",
+                            options=())
+    executor = LocalExecutor(powershell_path=pwsh, default_timeout=120)
+    with pytest.raises(exceptions.EnvelopeError) as caught:
+        executor.run(script, {})
+    text = str(caught.value) + repr(getattr(caught.value, "__dict__", {}))
+    assert "boom" in text or "failed" in text
+    assert "\x1b" not in text
