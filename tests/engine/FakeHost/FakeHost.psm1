@@ -277,6 +277,7 @@ Export-ModuleMember -Function @(
     'Stop-FakeCmdlet', 'Write-FakeCmdletError', 'New-FakeHyperVObject', 'New-FakeCimInstance',
     'Test-FakeCimInstance', 'Get-FakeCimClassName', 'Invoke-FakeCmdlet', 'Invoke-FakeCoreCmdlet',
     'Get-FakeHostIdentity', 'Resolve-FakeHostName', 'Get-FakeCimInstances', 'Invoke-FakeCimMethod',
-    'Register-FakeCimMethod', 'New-FakeCimMethodResult', 'Invoke-FakeFault', 'New-FakeNamedMutex'
+    'Register-FakeCimMethod', 'New-FakeCimMethodResult', 'Invoke-FakeFault', 'New-FakeNamedMutex',
+    'Test-FakeNetworkLogon', 'Invoke-FakeFolderProbe'
 ) -Alias @('Get-SmbvolHostIdentity', 'Resolve-SmbvolHostName', 'Get-SmbvolCimInstances', 'Invoke-SmbvolCimMethod',
-    'New-SmbvolNamedMutex')
+    'New-SmbvolNamedMutex', 'Test-SmbvolNetworkLogon', 'Invoke-SmbvolFolderProbe')

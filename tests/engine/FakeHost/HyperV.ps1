@@ -868,7 +868,7 @@ function Test-FakeAttachablePath {
     # model's answer, the extension, and no other drive holding the file.
     param($Cmdlet, [string]$Name, [System.Collections.IDictionary]$Spec, [string]$Path)
     $command = 'AddVMHardDiskDrive'
-    $access = Get-FakeFileAccess -Path $Path
+    $access = Get-FakeFileAccess -Path $Path -AsHost
     $failure = $null
     switch ([string]$access.status) {
         'ok' {
@@ -1206,7 +1206,7 @@ Register-FakeCmdlet -Name 'Get-VHD' -Body {
             New-FakeVhdObject -Path $text -ParentPath ([string]$disk['image']) -Attached $true
             continue
         }
-        $access = Get-FakeFileAccess -Path $text
+        $access = Get-FakeFileAccess -Path $text -AsHost
         if ([string]$access.status -eq 'ok' -and $access.exists) {
             New-FakeVhdObject -Path $text -ParentPath $null -Attached ($null -ne $disk)
             continue

@@ -233,12 +233,14 @@ function Get-FakeFileIdentity {
 }
 
 function Test-FakeShareAccess {
-    # Whether this host may open the share $Key: open to the host's identity (credential null),
-    # or a mapping of its root (any status: Windows reconnects it on use) whose credentials the
-    # share accepts.
-    param([string]$Key)
+    # Whether the share $Key may be opened: a mapping of its root (any status: Windows
+    # reconnects it on use) whose credentials the share accepts, or, for a share open to the
+    # host's identity (credential null), the computer account (-AsHost: VMMS, the image
+    # service) or a script with credentials of its own (not a remoting session without
+    # delegation, which reaches other servers anonymously).
+    param([string]$Key, [switch]$AsHost)
     $share = (Get-FakeShares)[$Key]
-    if ($null -eq $share['credential']) {
+    if ($null -eq $share['credential'] -and ($AsHost -or -not (Test-FakeRemoteSession))) {
         return $true
     }
     foreach ($mapping in Get-FakeMappings) {
@@ -268,10 +270,10 @@ function Get-FakeShareItem {
 }
 
 function Get-FakeFileAccess {
-    # What this host sees at $Path: @{ status = 'ok' | 'denied' (code 5) | 'unreachable'
+    # What the script (-AsHost: the host's computer account, as VMMS) sees at $Path: @{ status = 'ok' | 'denied' (code 5) | 'unreachable'
     # (code 53 / 67, message) | 'outside'; exists; item = 'file' | 'folder' | $null; key;
     # relative }.
-    param([string]$Path)
+    param([string]$Path, [switch]$AsHost)
     $place = Resolve-FakeSharePath -Path $Path
     $answer = @{ status = 'outside'; exists = $false; item = $null; key = $place['key']; relative = $place['relative']; code = $null; message = $null }
     switch ([string]$place.where) {
@@ -291,7 +293,7 @@ function Get-FakeFileAccess {
                 $answer.message = $script:Win32Messages[53]
                 return $answer
             }
-            if (-not (Test-FakeShareAccess -Key $place.key)) {
+            if (-not (Test-FakeShareAccess -Key $place.key -AsHost:$AsHost)) {
                 $answer.status = 'denied'
                 $answer.code = 5
                 $answer.message = $script:Win32Messages[5]
@@ -323,6 +325,44 @@ function Test-FakeUncPath {
     }
     return $true
 }
+
+function Test-FakeNetworkLogon {
+    # Stands in for Test-SmbvolNetworkLogon (the NETWORK SID S-1-5-2 in the token): a remoting
+    # session without credential delegation (state.host.remote_session).
+    return (Test-FakeRemoteSession)
+}
+
+function Invoke-FakeFolderProbe {
+    # Stands in for Invoke-SmbvolFolderProbe, which reads a folder with
+    # [System.IO.Directory]::EnumerateFileSystemEntries: what that call throws for the model's
+    # answer, wrapped as PowerShell wraps a .NET method's exception (MethodInvocationException,
+    # error id = the exception's type name): DirectoryNotFoundException (0x80070003),
+    # UnauthorizedAccessException (0x80070005), IOException 'The network path was not found.'
+    # (0x80070035) / 'The network name cannot be found.' (0x80070043).
+    param([string]$Folder)
+    $access = Get-FakeFileAccess -Path $Folder
+    if ($access.status -eq 'ok' -and $access.item -eq 'folder') {
+        return
+    }
+    switch ([string]$access.status) {
+        'denied' {
+            $inner = New-Object -TypeName System.UnauthorizedAccessException -ArgumentList ('Access to the path ''' + $Folder + ''' is denied.')
+            $inner.HResult = -2147024891
+        }
+        'unreachable' {
+            $inner = New-Object -TypeName System.IO.IOException -ArgumentList ([string]$access.message + ' : ''' + $Folder + ''''), (-2147024896 + [int]$access.code)
+        }
+        default {
+            $inner = New-Object -TypeName System.IO.DirectoryNotFoundException -ArgumentList ('Could not find a part of the path ''' + $Folder + '''.')
+            $inner.HResult = -2147024893
+        }
+    }
+    $exception = New-Object -TypeName System.Management.Automation.MethodInvocationException -ArgumentList ('Exception calling "EnumerateFileSystemEntries" with "2" argument(s): "' + $inner.Message + '"'), $inner
+    throw (New-FakeErrorRecord -Exception $exception -ErrorId $inner.GetType().Name -Category 'NotSpecified')
+}
+
+Set-Alias -Name 'Test-SmbvolNetworkLogon' -Value 'Test-FakeNetworkLogon'
+Set-Alias -Name 'Invoke-SmbvolFolderProbe' -Value 'Invoke-FakeFolderProbe'
 
 # --------------------------------------------------------------------------------------------
 # Get-ChildItem on UNC folders
