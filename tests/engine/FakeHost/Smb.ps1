@@ -523,7 +523,9 @@ function New-FakeSmbError {
     }
     $exception = New-FakeCimException -Message $message -Status 'Failed' -ErrorCode $Code -MessageId ('Windows System Error ' + [string]$Code)
     $target = New-FakeCimInstance -ClassName $ClassName -Namespace $script:SmbNamespace -Property ([ordered]@{})
-    return New-FakeErrorRecord -Exception $exception -ErrorId ('Windows System Error ' + [string]$Code + ',' + $Cmdlet) -Category 'NotSpecified' -Target $target
+    # The cmdlet's name is appended by PowerShell (WriteError of a function), as for the real
+    # CDXML functions.
+    return New-FakeErrorRecord -Exception $exception -ErrorId ('Windows System Error ' + [string]$Code) -Category 'NotSpecified' -Target $target
 }
 
 function New-FakeCimNotFoundError {
@@ -531,7 +533,7 @@ function New-FakeCimNotFoundError {
     param([string]$ClassName, [string]$Property, [string]$Value, [string]$Cmdlet)
     $message = 'No ' + $ClassName + ' objects found with property ''' + $Property + ''' equal to ''' + $Value + '''.  Verify the value of the property and retry.'
     $exception = New-FakeCimException -Message $message -Status 'NotFound'
-    return New-FakeErrorRecord -Exception $exception -ErrorId ('CmdletizationQuery_NotFound_' + $Property + ',' + $Cmdlet) -Category 'ObjectNotFound' -Target $Value
+    return New-FakeErrorRecord -Exception $exception -ErrorId ('CmdletizationQuery_NotFound_' + $Property) -Category 'ObjectNotFound' -Target $Value
 }
 
 function Find-FakeMappings {
