@@ -99,32 +99,45 @@ def test_every_required_parameter_lets_empty_values_through_the_binder():
 
 ECHO_TEMPLATE = """{% extends "_envelope.ps1.j2" %}
 {% block body %}
-    return @{ vm_name = $VMName; names = @($VMName, 'plain') }
+    return @{ names = @($Names) }
 {% endblock %}
 """
 
+NON_ASCII_NAMES = ["Vérifié-ВМ-虚拟机", "emoji-\U0001F600-vm", "tab\tand\u00a0nbsp", "plain"]
+
 
 def _echo_script() -> str:
-    op = scripts.Operation("echo", "echo the VM name", (
-        scripts.Param("VMName", "string", "a name", required=True),), ("vm_name",),
+    op = scripts.Operation("echo", "echo the names", (
+        scripts.Param("Names", "strings", "names", required=True),), ("names",),
         ("unexpected",))
     return scripts.environment().from_string(ECHO_TEMPLATE).render(
         operation=op.name, param_block=scripts.param_block(op))
 
 
-@pytest.mark.parametrize("name", ["Vérifié-ВМ-虚拟机", "emoji-\U0001F600-vm", "tab\tand\u00a0nbsp"])
-def test_a_non_ascii_vm_name_comes_back_escaped_and_unchanged(engine, name):
-    done = _run_text(engine, _echo_script(), ("-VMName", name))
+def test_non_ascii_vm_names_come_back_escaped_and_unchanged(engine):
+    # The names reach the script as a real string[] through an environment variable (JSON),
+    # as the executors pass values: never as text of the script.
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "echo.ps1")
+        with open(path, "w", encoding="utf-8-sig") as handle:
+            handle.write(_echo_script())
+        wrapper = ("$names = [string[]]@(ConvertFrom-Json -InputObject $env:SMBVOL_TEST_NAMES); "
+                   "& $env:SMBVOL_TEST_SCRIPT -Names $names")
+        env = dict(os.environ, SMBVOL_TEST_NAMES=json.dumps(NON_ASCII_NAMES),
+                   SMBVOL_TEST_SCRIPT=path)
+        done = subprocess.run(
+            [engine, "-NoLogo", "-NoProfile", "-NonInteractive", "-Command", wrapper],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            timeout=60, check=False, env=env)
     assert done.returncode == 0, done.stderr
     match = re.search(rb"@@SMBVOL-BEGIN@@(.*?)@@SMBVOL-END@@", done.stdout, re.S)
     assert match, done.stdout
     raw = match.group(1)
     assert all(b < 0x80 for b in raw), raw
-    assert rb"\u" in raw
+    assert rb"\u00e9" in raw and rb"\ud83d\ude00" in raw
     document = json.loads(raw.decode("ascii"))
     assert document["ok"] is True
-    assert document["result"]["vm_name"] == name
-    assert document["result"]["names"] == [name, "plain"]
+    assert document["result"]["names"] == NON_ASCII_NAMES
 
 
 # --------------------------------------------------------------------------
