@@ -352,3 +352,23 @@ def test_errors_of_powershell_7_reach_the_caller_as_plain_text(pwsh):
     text = str(caught.value) + repr(getattr(caught.value, "__dict__", {}))
     assert "boom" in text or "failed" in text
     assert "\x1b" not in text
+
+
+def test_no_template_builds_an_object_list_with_new_object():
+    # PowerShell 7.6: @($list) throws "Argument types do not match" for a List[object] made by
+    # New-Object (PowerShell issue 27558); [List[object]]::new() works on 5.1 and 7 alike.
+    for name in sorted(os.listdir(fakehost.TEMPLATES)):
+        with open(os.path.join(fakehost.TEMPLATES, name), encoding="utf-8") as f:
+            text = f.read()
+        assert "Generic.List[object]" not in text.replace(
+            "[System.Collections.Generic.List[object]]::new()", ""), name
+
+
+def test_the_engine_shows_why_object_lists_are_not_made_with_new_object(pwsh):
+    probe = ("$a = New-Object -TypeName System.Collections.Generic.List[object]; $a.Add(1); "
+             "try { $null = @($a); 'new-object: ok' } catch { 'new-object: fails' }; "
+             "$b = [System.Collections.Generic.List[object]]::new(); $b.Add(1); "
+             "'new: ' + @($b).Count")
+    proc = subprocess.run([pwsh, "-NoLogo", "-NoProfile", "-NonInteractive", "-Command", probe],
+                          capture_output=True, text=True, timeout=120)
+    assert "new: 1" in proc.stdout, proc.stdout + proc.stderr

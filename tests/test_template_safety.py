@@ -1033,7 +1033,8 @@ def test_iscsi_disconnect_logs_out_only_sessions_of_the_requested_target(name, o
         assert loop is not None and _var(_foreach_parts(loop)[1]) == "sessions", \
             "line %d: the sessions logged out must be the target's ($sessions)" % _line(call)
     for rhs in _assignments(body, "sessions"):
-        assert _norm(_t(rhs)).startswith("new-object"), _t(rhs)
+        assert _norm(_t(rhs)).startswith(("new-object", "[system.collections.generic.list")), \
+            _t(rhs)
     adds = [call for recv, call in _method_calls(body, "Add") if recv == "$sessions"]
     assert adds
     for add in adds:

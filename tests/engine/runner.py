@@ -319,6 +319,10 @@ def prepare(vector: Mapping[str, Any], secrets: Mapping[str, str] = cr.DOUBLE_SE
         # The wait for a held lock is real on the engine: one second shows it as well as the
         # default minute does.
         filled.setdefault("parameters", {}).setdefault("LockTimeoutSeconds", 1)
+    if filled["expect"].get("error") == "lun_not_found" and any(
+            p.name == "DiskWaitSeconds" for p in cr.scripts.OPERATIONS[op].params):
+        # Likewise the wait for a LUN that never appears.
+        filled.setdefault("parameters", {}).setdefault("DiskWaitSeconds", 2)
     return filled, to_fake(state, filled["operation"], secrets), locks
 
 
