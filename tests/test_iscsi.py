@@ -116,7 +116,8 @@ def test_attach_is_idempotent_and_detach_is_too(ops, host):
     assert (again.controller_number, again.controller_location) == (
         first.controller_number, first.controller_location)
     assert [d.disk_number for d in host.disks_of(VM)] == [5]
-    assert len(host.sessions) == 1 and 5 in host.offline_disks
+    # The LUN arrived offline (SAN policy OfflineShared): nothing was taken offline.
+    assert len(host.sessions) == 1 and 5 not in host.offline_disks
 
     det = ops.detach_volume(info(), VM)
     assert (det.removed, det.changed, det.disk_path) == (True, True, "\\\\.\\PHYSICALDRIVE5")

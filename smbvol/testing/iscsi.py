@@ -698,11 +698,13 @@ class IscsiHostMixin:
         ctype, cnum, loc, add_controller = self._free_slot(vm, bus)
         call.stage("offline")
         if number in self._online:
+            # Set-Disk -IsOffline $true: only a disk online on the host is taken offline (a new
+            # LUN arrives offline under the default SAN policy, OfflineShared).
             self._online.discard(number)
             call.undo(lambda: self._online.add(number))
-        if number not in self._offline:
-            self._offline.add(number)
-            call.undo(lambda: self._offline.discard(number))
+            if number not in self._offline:
+                self._offline.add(number)
+                call.undo(lambda: self._offline.discard(number))
         if number in self._read_only:
             # Set-Disk -IsReadOnly $false: OfflineShared leaves a new LUN read-only.
             self._read_only.discard(number)

@@ -659,6 +659,32 @@ Register-FakeCmdlet -Name 'Disconnect-IscsiTarget' -Body {
     }
 }
 
+Register-FakeCmdlet -Name 'Register-IscsiSession' -Body {
+    # Makes the login of a session persistent (restored at boot).
+    param($Cmdlet, $Set, $P)
+    if (-not (Assert-FakeIscsiService -Cmdlet $Cmdlet -ClassName 'MSFT_iSCSISession')) {
+        return
+    }
+    $ids = @()
+    if ($P.ContainsKey('InputObject')) {
+        $ids = @($P['InputObject'] | ForEach-Object { [string]$_.SessionIdentifier })
+    } else {
+        $ids = @($P['SessionIdentifier'])
+    }
+    foreach ($id in $ids) {
+        $session = Find-FakeIscsiSession -SessionIdentifier ([string]$id)
+        if ($null -eq $session) {
+            Write-FakeCmdletError -Cmdlet $Cmdlet -ErrorRecord (New-FakeNotFoundRecord -ClassName 'MSFT_iSCSISession' -PropertyName 'SessionIdentifier' -Value ([string]$id))
+            continue
+        }
+        $session['persistent'] = $true
+        Save-FakeState
+        if ($P.ContainsKey('PassThru')) {
+            New-FakeIscsiSessionInstance -Session $session
+        }
+    }
+}
+
 Register-FakeCmdlet -Name 'Unregister-IscsiSession' -Body {
     # Drops the persistent login of a session (it is no longer restored at boot).
     param($Cmdlet, $Set, $P)
