@@ -175,32 +175,31 @@ LOCAL_VECTORS = [_first_passing_vector(op) for op in sorted(scripts.OPERATIONS)
 
 @pytest.fixture(scope="module")
 def local_results(pwsh):
-    """One vector per operation through LocalExecutor: a new pwsh process each, which inherits
-    the fake host's environment (PSModulePath, state file) as a host's PowerShell inherits its
-    modules."""
-    results = {}
-    with pytest.MonkeyPatch.context() as mp:
-        for vector in LOCAL_VECTORS:
-            filled, fake, locks = runner.prepare(vector)
-            assert not locks, "pick a vector without held locks"
-            tmp = tempfile.mkdtemp(prefix="smbvol-local-")
-            state_path = os.path.join(tmp, "state.json")
-            with open(state_path, "w", encoding="utf-8") as f:
-                json.dump(fake, f)
-            env = fakehost.engine_env(state_path, pwsh,
-                                      computer_name=filled["state"]["host"].get("name", "hv01"))
-            for key in ("PSModulePath", fakehost.STATE_ENV, "COMPUTERNAME"):
-                mp.setenv(key, env[key])
-            executor = LocalExecutor(powershell_path=pwsh, default_timeout=120)
-            outcome = cr.run_vector(executor, filled, cr.DOUBLE_SECRETS)
-            with open(state_path, encoding="utf-8-sig") as f:
-                after = runner.from_fake(json.load(f), cr.DOUBLE_SECRETS, [])
-            shutil.rmtree(tmp, ignore_errors=True)
-            problems = cr.compare(outcome, filled)
-            if "expect_state" in filled:
-                problems += cr.compare_state(after, filled["expect_state"])
-            results[vector["id"]] = problems
-    return results
+    """One vector per operation through LocalExecutor: a new pwsh process each, whose
+    environment names the fake host's modules and state (as a host's PowerShell finds its
+    modules), two at a time."""
+
+    def one(vector):
+        filled, fake, locks = runner.prepare(vector)
+        assert not locks, "pick a vector without held locks"
+        tmp = tempfile.mkdtemp(prefix="smbvol-local-")
+        state_path = os.path.join(tmp, "state.json")
+        with open(state_path, "w", encoding="utf-8") as f:
+            json.dump(fake, f)
+        env = fakehost.engine_env(state_path, pwsh,
+                                  computer_name=filled["state"]["host"].get("name", "hv01"))
+        executor = LocalExecutor(powershell_path=pwsh, default_timeout=120, environment=env)
+        outcome = cr.run_vector(executor, filled, cr.DOUBLE_SECRETS)
+        with open(state_path, encoding="utf-8-sig") as f:
+            after = runner.from_fake(json.load(f), cr.DOUBLE_SECRETS, [])
+        shutil.rmtree(tmp, ignore_errors=True)
+        problems = cr.compare(outcome, filled)
+        if "expect_state" in filled:
+            problems += cr.compare_state(after, filled["expect_state"])
+        return vector["id"], problems
+
+    with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
+        return dict(pool.map(one, LOCAL_VECTORS))
 
 
 @pytest.mark.parametrize("vector", LOCAL_VECTORS, ids=_ids(LOCAL_VECTORS))

@@ -71,9 +71,13 @@ class LocalExecutor(Executor):
     def __init__(self, powershell_path: str = "powershell.exe", host: str = "localhost",
                  default_timeout: float = 300.0, retry: Optional[Callable[..., Any]] = None,
                  clock: Callable[[], float] = time.monotonic,
-                 max_output: int = DEFAULT_MAX_OUTPUT) -> None:
+                 max_output: int = DEFAULT_MAX_OUTPUT,
+                 environment: Optional[Mapping[str, str]] = None) -> None:
         super().__init__(host=host, default_timeout=default_timeout, retry=retry,
                          max_output=max_output)
+        #: The environment of the PowerShell process (None: this process's), e.g. a
+        #: PSModulePath of its own.  Never a secret: secrets go over stdin.
+        self.environment = dict(environment) if environment is not None else None
         if not powershell_path:
             raise exceptions.ConfigError(option="smbvol.powershell_path",
                                          reason="empty; set powershell.exe or pwsh")
@@ -108,7 +112,7 @@ class LocalExecutor(Executor):
         payload = encode_payload(script.text, parameters).encode("utf-8")
         budget = self.call_budget(timeout)
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, **_group_kwargs())
+                                stderr=subprocess.PIPE, env=self.environment, **_group_kwargs())
         budget.script_started = True
         job = _JobObject.around(proc) if _WINDOWS else None
         try:
