@@ -20,6 +20,7 @@ import argparse
 import collections
 import concurrent.futures
 import json
+import logging
 import os
 import re
 import subprocess
@@ -91,6 +92,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--missed", action="store_true", help="list the statements never run")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
+    # The scripts' warnings are logged by the executor; the report shows only its table.
+    logging.basicConfig(level=logging.ERROR)
     pwsh, why = find_pwsh()
     if pwsh is None:
         print("no engine: %s" % why)

@@ -23,6 +23,7 @@ import argparse
 import copy
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -355,6 +356,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show stderr and the outcome of failures")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
     vectors = [v for v in engine_vectors()
                if (not args.op or v["operation"] in args.op)
                and (not args.id or args.id in v["id"])]
