@@ -556,7 +556,7 @@ def test_credentials_never_make_a_mapping_only_this_logon_session_has(task):
     assert "NetApi" not in fn and "New-SmbMapping" not in fn
     guard = fn.index("if ($null -eq (Get-Command -Name 'New-SmbGlobalMapping'")
     refusal = fn.index("Stop-Smbvol -Kind 'invalid_parameters'", guard)
-    create = fn.index("New-SmbvolGlobalMappingViaTask" if task else "SmbShare\\New-SmbGlobalMapping")
+    create = fn.index("New-SmbvolGlobalMappingViaTask" if task else "SmbShare\\New-SmbGlobalMapping")  # noqa: E501
     assert guard < refusal < create
     assert "return 'global'" in fn and "'user'" not in fn
 

@@ -1209,7 +1209,7 @@ def test_the_dotnet_floor_check_sees_the_framework_only_acl_forms():
                      "new System.IO.FileStream with 7"):
         assert expected in problems, (expected, problems)
     good = "\n".join(["$null = [System.IO.Directory]::CreateDirectory($p)",
-                      "$f = New-Object -TypeName System.IO.FileStream -ArgumentList $p, $m, $a, $s"])
+                      "$f = New-Object -TypeName System.IO.FileStream -ArgumentList $p, $m, $a, $s"])  # noqa: E501
     assert dotnet_floor_problems(good) == []
 
 
@@ -1244,7 +1244,7 @@ def test_the_task_runner_loads_every_assembly_it_uses(name):
 @pytest.mark.parametrize("name,before,after", [
     ("iscsi_attach", "Assert-SmbvolVMStateForDisks -VM $vm -Action 'attached'",
      "Connect-SmbvolIscsi"),
-    ("iscsi_detach", "if ($found.Count -eq 0)", "Assert-SmbvolVMStateForDisks -VM $vm -Action 'removed'"),
+    ("iscsi_detach", "if ($found.Count -eq 0)", "Assert-SmbvolVMStateForDisks -VM $vm -Action 'removed'"),  # noqa: E501
     ("iscsi_detach", "Assert-SmbvolVMStateForDisks -VM $vm -Action 'removed'",
      "Hyper-V\\Remove-VMHardDiskDrive"),
 ])

@@ -321,7 +321,9 @@ def describe_parameters(params: Mapping[str, Any]) -> Dict[str, Any]:
 #: Secrets become SecureString / PSCredential through .NET calls only.
 BOOTSTRAP = r"""$ErrorActionPreference = 'Stop'
 # PowerShell 7 colours error text with ANSI escapes: plain text, as Windows PowerShell 5.1 writes.
-if ($null -ne (Get-Variable -Name 'PSStyle' -ErrorAction SilentlyContinue)) { $PSStyle.OutputRendering = 'PlainText' }
+if ($null -ne (Get-Variable -Name 'PSStyle' -ErrorAction SilentlyContinue)) {
+    $PSStyle.OutputRendering = 'PlainText'
+}
 $utf8 = New-Object -TypeName System.Text.UTF8Encoding -ArgumentList $false
 try { [Console]::OutputEncoding = $utf8 } catch { $null = $_ }
 $lines = New-Object -TypeName System.Collections.Generic.List[string]
