@@ -41,7 +41,8 @@ POOL = uuid.UUID(int=0)
 PIPELINE_STATE = 0x00041006
 _FINAL_STATES = {3, 4, 5}  # Stopped, Completed, Failed
 _STATE = re.compile(rb'<I32 N="PipelineState">(\d+)</I32>')
-_LINE = re.compile(r"^<(\w+)\s+(?:Stream='(\w+)'\s+)?PSGuid='([0-9a-fA-F-]+)'\s*/?>(?:([^<]*)</\1>)?")
+_LINE = re.compile(r"^<(\w+)\s+(?:Stream='(\w+)'\s+)?PSGuid='([0-9a-fA-F-]+)'\s*/?>"
+                   r"(?:([^<]*)</\1>)?")
 
 
 class ProcessGone(Exception):

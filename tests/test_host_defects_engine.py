@@ -15,7 +15,7 @@ import os
 import re
 import subprocess
 import tempfile
-from typing import List, Tuple
+from typing import Tuple
 
 import pytest
 
