@@ -659,9 +659,10 @@ Register-FakeCmdlet -Name 'Disconnect-IscsiTarget' -Body {
     }
 }
 
-Register-FakeCmdlet -Name 'Register-IscsiSession' -Body {
-    # Makes the login of a session persistent (restored at boot).
-    param($Cmdlet, $Set, $P)
+function Set-FakeIscsiPersistence {
+    # Register-IscsiSession / Unregister-IscsiSession: the persistent login of the sessions named
+    # by -SessionIdentifier or -InputObject is made ($true, restored at boot) or dropped.
+    param($Cmdlet, [System.Collections.IDictionary]$P, [bool]$Persistent)
     if (-not (Assert-FakeIscsiService -Cmdlet $Cmdlet -ClassName 'MSFT_iSCSISession')) {
         return
     }
@@ -677,7 +678,7 @@ Register-FakeCmdlet -Name 'Register-IscsiSession' -Body {
             Write-FakeCmdletError -Cmdlet $Cmdlet -ErrorRecord (New-FakeNotFoundRecord -ClassName 'MSFT_iSCSISession' -PropertyName 'SessionIdentifier' -Value ([string]$id))
             continue
         }
-        $session['persistent'] = $true
+        $session['persistent'] = $Persistent
         Save-FakeState
         if ($P.ContainsKey('PassThru')) {
             New-FakeIscsiSessionInstance -Session $session
@@ -685,30 +686,14 @@ Register-FakeCmdlet -Name 'Register-IscsiSession' -Body {
     }
 }
 
-Register-FakeCmdlet -Name 'Unregister-IscsiSession' -Body {
-    # Drops the persistent login of a session (it is no longer restored at boot).
+Register-FakeCmdlet -Name 'Register-IscsiSession' -Body {
     param($Cmdlet, $Set, $P)
-    if (-not (Assert-FakeIscsiService -Cmdlet $Cmdlet -ClassName 'MSFT_iSCSISession')) {
-        return
-    }
-    $ids = @()
-    if ($P.ContainsKey('InputObject')) {
-        $ids = @($P['InputObject'] | ForEach-Object { [string]$_.SessionIdentifier })
-    } else {
-        $ids = @($P['SessionIdentifier'])
-    }
-    foreach ($id in $ids) {
-        $session = Find-FakeIscsiSession -SessionIdentifier ([string]$id)
-        if ($null -eq $session) {
-            Write-FakeCmdletError -Cmdlet $Cmdlet -ErrorRecord (New-FakeNotFoundRecord -ClassName 'MSFT_iSCSISession' -PropertyName 'SessionIdentifier' -Value ([string]$id))
-            continue
-        }
-        $session['persistent'] = $false
-        Save-FakeState
-        if ($P.ContainsKey('PassThru')) {
-            New-FakeIscsiSessionInstance -Session $session
-        }
-    }
+    Set-FakeIscsiPersistence -Cmdlet $Cmdlet -P $P -Persistent $true
+}
+
+Register-FakeCmdlet -Name 'Unregister-IscsiSession' -Body {
+    param($Cmdlet, $Set, $P)
+    Set-FakeIscsiPersistence -Cmdlet $Cmdlet -P $P -Persistent $false
 }
 
 # --------------------------------------------------------------------------------------------
