@@ -160,7 +160,7 @@ def parse(output: str, *, operation: str, host: str = "localhost",
     body = found[0].strip()
     try:
         doc = json.loads(body)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise exceptions.MalformedEnvelope(operation=operation,
                                            reason="invalid JSON (%s)" % exc.msg,
                                            excerpt=_excerpt()) from None
@@ -198,7 +198,7 @@ def interpret(doc: Any, *, operation: str, host: str = "localhost",
     detail = mask(str(fields.get("message") or fields["kind"]), secrets)
     data = error.get("data") if isinstance(error.get("data"), dict) else {}
     raise exceptions.host_error(
-        fields["kind"], operation=operation, host=host, detail=detail,
+        str(fields["kind"]), operation=operation, host=host, detail=detail,
         category=fields["category"], fq_error_id=fields["fq_error_id"],
         hresult=fields["hresult"], native_code=fields["native_code"], data=data,
         warnings=warnings)

@@ -13,7 +13,7 @@ parameters and render options — which the execution methods run and the CLI's
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple, cast
 
 from smbvol.secret import Credential, Secret
 
@@ -35,7 +35,8 @@ def _plain(value: Any) -> Any:
 class _Result:
     def to_dict(self) -> Dict[str, Any]:
         """The fields as plain JSON-friendly values (secrets masked)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        fields = dataclasses.fields(cast(Any, self))  # every subclass is a dataclass
+        return {f.name: _plain(getattr(self, f.name)) for f in fields}
 
 
 @dataclasses.dataclass(frozen=True)

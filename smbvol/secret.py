@@ -50,6 +50,7 @@ class Secret:
     """A string that is never printed."""
 
     __slots__ = ("_value",)
+    _value: str
 
     def __init__(self, value: str) -> None:
         if isinstance(value, Secret):

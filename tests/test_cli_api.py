@@ -35,7 +35,9 @@ ISCSI_INFO = {"driver_volume_type": "iscsi",
 
 #: The public modules mypy checks (the test command runs it; see test_mypy_*).
 PUBLIC_MODULES = ("smbvol/__init__.py", "smbvol/volumeops.py", "smbvol/connection.py",
-                  "smbvol/drivers", "smbvol/opts.py", "smbvol/testing/__init__.py")
+                  "smbvol/drivers", "smbvol/opts.py", "smbvol/testing/__init__.py",
+                  "smbvol/results.py", "smbvol/secret.py", "smbvol/exceptions.py",
+                  "smbvol/envelope.py", "smbvol/scripts.py")
 
 
 def host_double():
