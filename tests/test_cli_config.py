@@ -74,7 +74,18 @@ def test_check_conf_is_quiet_for_a_clean_file(tmp_path, caplog):
     assert caplog.records == []
 
 
-def test_every_option_and_choice_of_the_sample_is_described():
+def _entry_point_without_install(monkeypatch, tmp_path):
+    """setup.py's oslo.config.opts entry point, also when the tests run from a clone that was
+    not pip-installed (the README's test command): a distribution on sys.path declaring it."""
+    dist = tmp_path / "smbvol_sample-0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: smbvol-sample\nVersion: 0\n")
+    (dist / "entry_points.txt").write_text("[oslo.config.opts]\nsmbvol = smbvol.opts:list_opts\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_every_option_and_choice_of_the_sample_is_described(monkeypatch, tmp_path):
+    _entry_point_without_install(monkeypatch, tmp_path)
     conf = cfg.ConfigOpts()
     generator.register_cli_opts(conf)
     conf(["--namespace", "smbvol"])
