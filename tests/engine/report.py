@@ -110,18 +110,24 @@ def main(argv: Optional[List[str]] = None) -> int:
             texts.setdefault(script_name({"operation": name, "options": options}),
                              scripts.render(name, **options).text)
     rows = statements(pwsh, texts)
-    lines_of = {name: keyed(r) for name, r in rows.items()}
     owner = function_files()
+    lines_of: Dict[str, Dict[int, Key]] = {}
     all_keys: Dict[Key, str] = {}
-    for name, by_line in lines_of.items():
+    for name, found in rows.items():
         op = scripts.get_operation(name.split("[")[0])
-        for key in by_line.values():
-            function = key[0].lower()
-            if function in ("", "invoke-smbvoloperation"):
-                template = op.template if function else "_envelope.ps1.j2"
+        by_line = {}
+        for line, (function, text, ordinal) in keyed(found).items():
+            low = function.lower()
+            if low == "invoke-smbvoloperation":
+                template = op.template  # the operation's own body: its own statements
+            elif low == "":
+                template = "_envelope.ps1.j2"
             else:
-                template = owner.get(function, op.template)
+                template = owner.get(low, op.template)
+            key = (template + ":" + function, text, ordinal)
+            by_line[line] = key
             all_keys.setdefault(key, template)
+        lines_of[name] = by_line
     hit: Set[Key] = set()
     passed = 0
 
@@ -161,7 +167,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("\nnever executed:")
         for key, template in sorted(all_keys.items(), key=lambda kv: (kv[1], kv[0])):
             if key not in hit:
-                print("  %s %s: %s" % (template, key[0] or "<script>", key[1][:100]))
+                function = key[0].split(":", 1)[1]
+                print("  %s %s: %s" % (template, function or "<script>", key[1][:100]))
     executed = sum(d for d, _ in per_template.values())
     total = sum(t for _, t in per_template.values())
     print("vectors passing on the engine: %d of %d run" % (passed, len(engine)))
