@@ -217,6 +217,16 @@ function Get-FakePathArgument {
     return $null
 }
 
+function Find-FakeRegistryKeyOrError {
+    # The registry key of $Path, or $null after the cmdlet's "path not found" error.
+    param($Cmdlet, [string]$Path, [string]$Command)
+    $key = Find-FakeRegistryKey -Path $Path
+    if ($null -eq $key) {
+        Write-FakeCmdletError -Cmdlet $Cmdlet -ErrorRecord (New-FakePathNotFound -Path $Path -Command $Command)
+    }
+    return $key
+}
+
 Register-FakeCmdlet -Core -Name 'Test-Path' -Body {
     param($Cmdlet, $Set, $P)
     $path = [string](Get-FakePathArgument -P $P)
@@ -241,9 +251,8 @@ Register-FakeCmdlet -Core -Name 'Get-ItemProperty' -Body {
     if (-not (Test-FakeRegistryPath -Path $path)) {
         return $FakeForward
     }
-    $key = Find-FakeRegistryKey -Path $path
+    $key = Find-FakeRegistryKeyOrError -Cmdlet $Cmdlet -Path $path -Command 'GetItemPropertyCommand'
     if ($null -eq $key) {
-        Write-FakeCmdletError -Cmdlet $Cmdlet -ErrorRecord (New-FakePathNotFound -Path $path -Command 'GetItemPropertyCommand')
         return
     }
     $values = (Get-FakeRegistry)[$key]
@@ -301,9 +310,8 @@ Register-FakeCmdlet -Core -Name 'New-ItemProperty' -Body {
     if (-not (Test-FakeRegistryPath -Path $path)) {
         return $FakeForward
     }
-    $key = Find-FakeRegistryKey -Path $path
+    $key = Find-FakeRegistryKeyOrError -Cmdlet $Cmdlet -Path $path -Command 'NewItemPropertyCommand'
     if ($null -eq $key) {
-        Write-FakeCmdletError -Cmdlet $Cmdlet -ErrorRecord (New-FakePathNotFound -Path $path -Command 'NewItemPropertyCommand')
         return
     }
     $values = (Get-FakeRegistry)[$key]
@@ -329,9 +337,8 @@ Register-FakeCmdlet -Core -Name 'Remove-ItemProperty' -Body {
     if (-not (Test-FakeRegistryPath -Path $path)) {
         return $FakeForward
     }
-    $key = Find-FakeRegistryKey -Path $path
+    $key = Find-FakeRegistryKeyOrError -Cmdlet $Cmdlet -Path $path -Command 'RemoveItemPropertyCommand'
     if ($null -eq $key) {
-        Write-FakeCmdletError -Cmdlet $Cmdlet -ErrorRecord (New-FakePathNotFound -Path $path -Command 'RemoveItemPropertyCommand')
         return
     }
     $values = (Get-FakeRegistry)[$key]
