@@ -484,6 +484,24 @@ Register-FakeCmdlet -Name 'Update-IscsiTargetPortal' -Body {
 # Targets and sessions
 # --------------------------------------------------------------------------------------------
 
+function Select-FakeQueried {
+    # A CDXML query by key property: the items whose key (-KeyOf) equals one of the values the
+    # caller gave for -PropertyName, each value matching nothing a non-terminating "No
+    # <class> objects found" error; all items when the parameter was not given.
+    param($Cmdlet, [System.Collections.IDictionary]$P, [object[]]$Items, [string]$PropertyName, [string]$ClassName, [scriptblock]$KeyOf)
+    if (-not $P.ContainsKey($PropertyName)) {
+        return $Items
+    }
+    foreach ($value in @($P[$PropertyName])) {
+        $hits = @($Items | Where-Object { [string]::Equals((& $KeyOf $_), [string]$value, [System.StringComparison]::OrdinalIgnoreCase) })
+        if ($hits.Count -eq 0) {
+            Write-FakeCmdletError -Cmdlet $Cmdlet -ErrorRecord (New-FakeNotFoundRecord -ClassName $ClassName -PropertyName $PropertyName -Value ([string]$value))
+            continue
+        }
+        $hits
+    }
+}
+
 Register-FakeCmdlet -Name 'Get-IscsiTarget' -Body {
     param($Cmdlet, $Set, $P)
     if (-not (Assert-FakeIscsiService -Cmdlet $Cmdlet -ClassName 'MSFT_iSCSITarget')) {
@@ -503,19 +521,7 @@ Register-FakeCmdlet -Name 'Get-IscsiTarget' -Body {
             $iqns = @($iqns | Where-Object { Test-FakeTargetOnPortal -Iqn $_ -PortalKey $portal.key })
         }
     }
-    if ($P.ContainsKey('NodeAddress')) {
-        foreach ($address in @($P['NodeAddress'])) {
-            $hits = @($iqns | Where-Object { [string]::Equals($_, [string]$address, [System.StringComparison]::OrdinalIgnoreCase) })
-            if ($hits.Count -eq 0) {
-                Write-FakeCmdletError -Cmdlet $Cmdlet -ErrorRecord (New-FakeNotFoundRecord -ClassName 'MSFT_iSCSITarget' -PropertyName 'NodeAddress' -Value ([string]$address))
-                continue
-            }
-            foreach ($iqn in $hits) {
-                New-FakeIscsiTargetInstance -Iqn $iqn
-            }
-        }
-        return
-    }
+    $iqns = @(Select-FakeQueried -Cmdlet $Cmdlet -P $P -Items $iqns -PropertyName 'NodeAddress' -ClassName 'MSFT_iSCSITarget' -KeyOf { param($Item) [string]$Item })
     foreach ($iqn in $iqns) {
         New-FakeIscsiTargetInstance -Iqn $iqn
     }
@@ -548,19 +554,7 @@ Register-FakeCmdlet -Name 'Get-IscsiSession' -Body {
         Write-FakeCmdletError -Cmdlet $Cmdlet -ErrorRecord (New-FakeNotFoundRecord -ClassName 'MSFT_iSCSISession' -QueryDescription (Get-FakeAssociationDescription -ClassName 'MSFT_iSCSISession' -Instance $association))
         return
     }
-    if ($P.ContainsKey('SessionIdentifier')) {
-        foreach ($id in @($P['SessionIdentifier'])) {
-            $hits = @($sessions | Where-Object { [string]::Equals([string]$_['id'], [string]$id, [System.StringComparison]::OrdinalIgnoreCase) })
-            if ($hits.Count -eq 0) {
-                Write-FakeCmdletError -Cmdlet $Cmdlet -ErrorRecord (New-FakeNotFoundRecord -ClassName 'MSFT_iSCSISession' -PropertyName 'SessionIdentifier' -Value ([string]$id))
-                continue
-            }
-            foreach ($session in $hits) {
-                New-FakeIscsiSessionInstance -Session $session
-            }
-        }
-        return
-    }
+    $sessions = @(Select-FakeQueried -Cmdlet $Cmdlet -P $P -Items $sessions -PropertyName 'SessionIdentifier' -ClassName 'MSFT_iSCSISession' -KeyOf { param($Item) [string]$Item['id'] })
     foreach ($session in $sessions) {
         New-FakeIscsiSessionInstance -Session $session
     }
