@@ -457,6 +457,7 @@ def test_the_real_task_runner_without_its_add_type_is_caught(runtimes):
     assert stripped != runner
     found = dotnet_floor.check(text[:start] + stripped + text[end:], runtimes)
     assert found, "the runner's ProtectedData without System.Security went unseen"
-    assert {f.function for f in found} == {"Invoke-SmbvolMappingTaskScript"}
+    # in the runner or in a function of its own text (its DPAPI helper)
+    assert all("function %s {" % f.function in runner for f in found), found
     assert any("run in another process" in f.message and "System.Security" in f.message
                for f in found)

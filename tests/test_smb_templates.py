@@ -517,8 +517,11 @@ def test_task_command_line_and_definition_carry_no_secret():
     assert [a.strip() for a in register.split(",")] == [
         "$taskName", "$definition", "6", "'SYSTEM'", "$null", "5"]
     # the runner takes no input: no param block, no $args, nothing from the environment
+    # (its own helper functions take their arguments from it)
     runner = tree.t(fns["invoke-smbvolmappingtaskscript"])
-    assert "param(" not in runner and "$args" not in runner and "$env:" not in runner
+    own = re.sub(r"(?ms)^(\s*)function [\w-]+ \{\n.*?^\1\}\n", "", runner)
+    assert own != runner and not re.search(r"(?m)^\s*function ", own.split("{", 1)[1])
+    assert "param(" not in own and "$args" not in runner and "$env:" not in runner
     # the job file holds a DPAPI blob, never the credential object, its password or the entropy
     job = re.search(r"\$job = @\{(.*?)\n\s*\}", fn, re.S).group(1)
     assert "Protect-SmbvolPassword" in job

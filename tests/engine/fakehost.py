@@ -48,7 +48,7 @@ HOST_MODULES = ("Hyper-V", "SmbShare", "Storage", "iSCSI", "NetTCPIP", "StorageQ
 #: Core cmdlets the fake host shadows (module ``FakeHost.Core``): paths Linux does not have.
 CORE_SHADOWS = ("Test-Path", "Get-ItemProperty", "New-Item", "New-ItemProperty",
                 "Remove-ItemProperty", "Get-ChildItem", "Get-Service", "Start-Service",
-                "Set-Service", "Get-Acl", "Set-Acl")
+                "Set-Service", "Get-Acl", "Set-Acl", "New-Object")
 #: Core cmdlets absent from PowerShell on Linux: the shadow has no real cmdlet behind it.
 CORE_ABSENT = ("Get-Service", "Start-Service", "Set-Service", "Get-Acl", "Set-Acl")
 
@@ -236,6 +236,27 @@ def _merge_provider_sets(sets: Mapping[str, list]) -> Dict[str, list]:
     return out
 
 
+def _unique_aliases(aliases: Mapping[str, List[str]], sets: Mapping[str, list]
+                    ) -> Dict[str, List[str]]:
+    """The docs list some aliases under two parameters (Set-Acl: PSPath under LiteralPath and
+    ClearCentralAccessPolicy), which no function can declare.  Such an alias stays only with a
+    parameter that is mandatory in some set (LiteralPath); with none or several, with none."""
+    mandatory = {p["name"] for ps in sets.values() for p in ps if p.get("mandatory")}
+    owners: Dict[str, List[str]] = {}
+    for param, names in aliases.items():
+        for n in names:
+            owners.setdefault(n.lower(), []).append(param)
+    out: Dict[str, List[str]] = {}
+    for param, names in aliases.items():
+        kept = []
+        for n in names:
+            claim = owners[n.lower()]
+            if len(claim) == 1 or [c for c in claim if c in mandatory] == [param]:
+                kept.append(n)
+        out[param] = kept
+    return out
+
+
 def function_source(name: str, info: Mapping, hyperv_index: Mapping[str, str],
                     model_call: str) -> str:
     sets = info.get("parameter_sets") or {}
@@ -251,7 +272,7 @@ def function_source(name: str, info: Mapping, hyperv_index: Mapping[str, str],
                 default = s
                 if base and re.split(r"\s+-\s+", s)[0].strip() == base:
                     break
-    aliases = info.get("aliases") or {}
+    aliases = _unique_aliases(info.get("aliases") or {}, sets)
     accepted = info.get("accepted_values") or {}
     should_process = any(p["name"] in ("WhatIf", "Confirm") for ps in sets.values() for p in ps)
     params: Dict[str, dict] = {}

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import subprocess
+import shutil
 import sys
 import tempfile
 import threading
@@ -158,11 +159,31 @@ def from_fake(fake: Mapping[str, Any], secrets: Mapping[str, str],
     records = {k.lower(): v for k, v in ((out.get("registry") or {}).get(RECORD_KEY) or {}).items()}
     for m in out.get("mappings", []):
         m["owned"] = m["remote_path"].lower() in records
-    for key in ("registry", "services", "dns", "faults"):
+    for key in ("registry", "services", "dns", "faults", "acls", "scheduled_tasks",
+                "left_behind"):
         out.pop(key, None)
     out["locks_held"] = list(locks)
     out["fail_next"] = []
     return out
+
+
+#: What a run may leave on the fake host's drive: the scheduled-task mapping's private
+#: directories (%ProgramData%\smbvol and its tasks folder), which stay by design.
+KEPT_ON_DRIVE = ("C:\\ProgramData\\smbvol", "C:\\ProgramData\\smbvol\\tasks")
+
+
+def left_behind(fake: Mapping[str, Any], drive: str) -> List[str]:
+    """What a run left on the fake host that nothing should outlive it by: a scheduled task
+    still registered, any file or folder on its drive (``drive``, removed here) but the private
+    directories, which must be empty."""
+    found = ["the scheduled task %s is still registered" % name
+             for name in sorted(fake.get("scheduled_tasks") or {})]
+    if os.path.isdir(drive):
+        for entry in sorted(os.listdir(drive)):
+            if entry not in KEPT_ON_DRIVE or not os.path.isdir(os.path.join(drive, entry)):
+                found.append("%s was left on the host's drive" % entry)
+        shutil.rmtree(drive, ignore_errors=True)
+    return found
 
 
 # --------------------------------------------------------------------------
@@ -244,6 +265,7 @@ class EngineSession:
             with open(state_path, encoding="utf-8-sig") as f:
                 after = json.load(f)
             os.unlink(state_path)
+            after["left_behind"] = left_behind(after, state_path + ".fs")
         return (RawOutput(stdout=answer["stdout"], stderr=answer["stderr"], exit_code=0),
                 after, answer.get("hits"), float(answer.get("seconds") or 0))
 
@@ -341,6 +363,7 @@ def run(session: EngineSession, vector: Mapping[str, Any],
     except exceptions.SmbvolError as exc:
         outcome = exc
     problems = cr.compare(outcome, filled)
+    problems += list(executor.state.get("left_behind") or [])
     after = from_fake(executor.state, secrets, (filled.get("state") or {}).get("locks_held", []))
     if "expect_state" in filled:
         problems += cr.compare_state(after, filled["expect_state"])

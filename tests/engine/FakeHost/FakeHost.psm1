@@ -19,6 +19,7 @@ $script:FakeStatePath = $null
 $script:Impl = @{}
 $script:CoreImpl = @{}
 $script:Calls = New-Object -TypeName System.Collections.Generic.List[string]
+$script:RealCommands = @{}
 
 function Get-FakeState {
     # The host's state; read from $env:SMBVOL_FAKEHOST_STATE on first use.
@@ -248,7 +249,11 @@ function Invoke-FakeCoreCmdlet {
             return $answer
         }
     }
-    $real = Get-Command -Name ('Microsoft.PowerShell.Management\' + $Name), ('Microsoft.PowerShell.Security\' + $Name) -ErrorAction SilentlyContinue | Select-Object -First 1
+    $real = $script:RealCommands[$Name]
+    if ($null -eq $real) {
+        $real = Get-Command -Name ('Microsoft.PowerShell.Management\' + $Name), ('Microsoft.PowerShell.Security\' + $Name), ('Microsoft.PowerShell.Utility\' + $Name) -ErrorAction SilentlyContinue | Select-Object -First 1
+        $script:RealCommands[$Name] = $real
+    }
     if ($null -eq $real) {
         $record = New-FakeErrorRecord -Exception (New-Object -TypeName System.Management.Automation.CommandNotFoundException -ArgumentList ('The term ''' + $Name + ''' is not recognized')) -ErrorId 'CommandNotFoundException' -Category 'ObjectNotFound'
         Stop-FakeCmdlet -Cmdlet $Cmdlet -ErrorRecord $record
@@ -262,7 +267,7 @@ function Invoke-FakeCoreCmdlet {
 
 $FakeForward = '__fakehost_forward__'
 
-foreach ($part in @('Windows.ps1', 'HyperV.ps1', 'Smb.ps1', 'Storage.ps1', 'Iscsi.ps1')) {
+foreach ($part in @('Windows.ps1', 'Security.ps1', 'Tasks.ps1', 'HyperV.ps1', 'Smb.ps1', 'Storage.ps1', 'Iscsi.ps1')) {
     $file = Join-Path $PSScriptRoot $part
     if (Microsoft.PowerShell.Management\Test-Path -LiteralPath $file) {
         . $file
@@ -278,6 +283,10 @@ Export-ModuleMember -Function @(
     'Test-FakeCimInstance', 'Get-FakeCimClassName', 'Invoke-FakeCmdlet', 'Invoke-FakeCoreCmdlet',
     'Get-FakeHostIdentity', 'Resolve-FakeHostName', 'Get-FakeCimInstances', 'Invoke-FakeCimMethod',
     'Register-FakeCimMethod', 'New-FakeCimMethodResult', 'Invoke-FakeFault', 'New-FakeNamedMutex',
-    'Test-FakeNetworkLogon', 'Invoke-FakeFolderProbe'
+    'Test-FakeNetworkLogon', 'Invoke-FakeFolderProbe', 'Set-FakeLogonSession', 'Get-FakeLogonSession',
+    'Get-FakeProgramDataPath', 'Protect-FakeLocalMachineData', 'Unprotect-FakeLocalMachineData',
+    'Close-FakeComObject'
 ) -Alias @('Get-SmbvolHostIdentity', 'Resolve-SmbvolHostName', 'Get-SmbvolCimInstances', 'Invoke-SmbvolCimMethod',
-    'New-SmbvolNamedMutex', 'Test-SmbvolNetworkLogon', 'Invoke-SmbvolFolderProbe')
+    'New-SmbvolNamedMutex', 'Test-SmbvolNetworkLogon', 'Invoke-SmbvolFolderProbe', 'Get-SmbvolProgramDataPath',
+    'Get-SmbvolTaskProgramDataPath', 'Protect-SmbvolLocalMachineData', 'Unprotect-SmbvolLocalMachineData',
+    'Close-SmbvolComObject')

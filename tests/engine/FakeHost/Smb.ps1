@@ -58,6 +58,10 @@ function Test-FakeGlobalMappingSupported {
 }
 
 function Test-FakeRemoteSession {
+    # A service's logon (the scheduled task's SYSTEM) is never a network logon.
+    if ((Get-FakeLogonSession) -eq 'service') {
+        return $false
+    }
     $hostInfo = Get-FakeHost
     return ($hostInfo.ContainsKey('remote_session') -and $true -eq $hostInfo['remote_session'])
 }
