@@ -20,6 +20,7 @@ $script:Impl = @{}
 $script:CoreImpl = @{}
 $script:Calls = New-Object -TypeName System.Collections.Generic.List[string]
 $script:RealCommands = @{}
+$script:InEngineCommands = @('New-Object')
 
 function Get-FakeState {
     # The host's state; read from $env:SMBVOL_FAKEHOST_STATE on first use.
@@ -176,7 +177,7 @@ function Invoke-FakeFault {
     # An injected failure for $Name (state.faults: [{cmdlet, skip, error}]), thrown as the real
     # module would: error = {exception: win32 | cim | hyperv | message, native_code, message,
     # error_id, category, status, hresult, terminating}.
-    param($Cmdlet, [string]$Name)
+    param($Cmdlet, [string]$Name, [switch]$Named)
     $state = Get-FakeState
     # -contains compares case-insensitively, as command names are.
     if (-not $state.ContainsKey('faults') -or $null -eq $state['faults']) {
@@ -186,7 +187,7 @@ function Invoke-FakeFault {
     for ($i = 0; $i -lt $faults.Count; $i++) {
         $fault = $faults[$i]
         $targets = @($fault['cmdlet'] | ForEach-Object { [string]$_ })
-        if ($targets -notcontains '*' -and $targets -notcontains $Name) {
+        if ($targets -notcontains $Name -and ($Named -or $targets -notcontains '*')) {
             continue
         }
         if ([int]$fault['skip'] -gt 0) {
@@ -242,8 +243,13 @@ function Invoke-FakeCoreCmdlet {
     param($Cmdlet, [string]$Name, [System.Collections.IDictionary]$Bound)
     $body = $script:CoreImpl[$Name]
     if ($null -ne $body) {
-        $script:Calls.Add($Name)
-        Invoke-FakeFault -Cmdlet $Cmdlet -Name $Name
+        # New-Object makes objects in the engine, the host is not asked: a fault of "any
+        # cmdlet" ('*') is not one of it.
+        $inEngine = $script:InEngineCommands -contains $Name
+        if (-not $inEngine) {
+            $script:Calls.Add($Name)
+        }
+        Invoke-FakeFault -Cmdlet $Cmdlet -Name $Name -Named:$inEngine
         $answer = & $body $Cmdlet $Cmdlet.ParameterSetName $Bound
         if (-not ($answer -is [string] -and $answer -eq '__fakehost_forward__')) {
             return $answer
