@@ -18,7 +18,7 @@ $script:FakeState = $null
 $script:FakeStatePath = $null
 $script:Impl = @{}
 $script:CoreImpl = @{}
-$script:Calls = New-Object -TypeName System.Collections.Generic.List[string]
+$script:Calls = Microsoft.PowerShell.Utility\New-Object -TypeName System.Collections.Generic.List[string]
 $script:RealCommands = @{}
 $script:InEngineCommands = @('New-Object')
 
@@ -71,24 +71,24 @@ function New-FakeErrorRecord {
     # InvalidOperationException.
     param($Exception, [string]$ErrorId, [System.Management.Automation.ErrorCategory]$Category = 'NotSpecified', $Target = $null)
     if ($Exception -is [string]) {
-        $Exception = New-Object -TypeName System.InvalidOperationException -ArgumentList $Exception
+        $Exception = Microsoft.PowerShell.Utility\New-Object -TypeName System.InvalidOperationException -ArgumentList $Exception
     }
-    return New-Object -TypeName System.Management.Automation.ErrorRecord -ArgumentList $Exception, $ErrorId, $Category, $Target
+    return Microsoft.PowerShell.Utility\New-Object -TypeName System.Management.Automation.ErrorRecord -ArgumentList $Exception, $ErrorId, $Category, $Target
 }
 
 function New-FakeWin32Exception {
     param([int]$Code, [string]$Message)
     if ([string]::IsNullOrEmpty($Message)) {
-        return New-Object -TypeName System.ComponentModel.Win32Exception -ArgumentList $Code
+        return Microsoft.PowerShell.Utility\New-Object -TypeName System.ComponentModel.Win32Exception -ArgumentList $Code
     }
-    return New-Object -TypeName System.ComponentModel.Win32Exception -ArgumentList $Code, $Message
+    return Microsoft.PowerShell.Utility\New-Object -TypeName System.ComponentModel.Win32Exception -ArgumentList $Code, $Message
 }
 
 function New-FakeCimException {
     # A CimException as a CDXML cmdlet surfaces it: CIM status, MSFT_WmiError data
     # (error_Code = the Windows or provider status, MessageId), HResult.
     param([string]$Message, [string]$Status = 'Failed', $ErrorCode = $null, [string]$MessageId = $null, [int]$HResult = -2146233088)
-    $data = New-Object -TypeName FakeHost.Cim.CimErrorData
+    $data = Microsoft.PowerShell.Utility\New-Object -TypeName FakeHost.Cim.CimErrorData
     $data.CimClassName = 'MSFT_WmiError'
     if ($null -ne $ErrorCode) {
         $data.CimInstanceProperties.Set('error_Code', [uint32]$ErrorCode)
@@ -97,12 +97,12 @@ function New-FakeCimException {
         $data.CimInstanceProperties.Set('MessageId', $MessageId)
     }
     $data.CimInstanceProperties.Set('Message', $Message)
-    return New-Object -TypeName FakeHost.Cim.CimException -ArgumentList $Message, ([FakeHost.Cim.NativeErrorCode]$Status), $data, $HResult
+    return Microsoft.PowerShell.Utility\New-Object -TypeName FakeHost.Cim.CimException -ArgumentList $Message, ([FakeHost.Cim.NativeErrorCode]$Status), $data, $HResult
 }
 
 function New-FakeVirtualizationException {
     param([string]$Message)
-    return New-Object -TypeName Microsoft.HyperV.PowerShell.VirtualizationException -ArgumentList $Message
+    return Microsoft.PowerShell.Utility\New-Object -TypeName Microsoft.HyperV.PowerShell.VirtualizationException -ArgumentList $Message
 }
 
 function Stop-FakeCmdlet {
@@ -124,7 +124,7 @@ function Write-FakeCmdletError {
 function New-FakeHyperVObject {
     # An instance of a Hyper-V module class (FakeHost.Types.dll) with the given properties.
     param([string]$TypeName, [hashtable]$Property = @{})
-    $object = New-Object -TypeName $TypeName
+    $object = Microsoft.PowerShell.Utility\New-Object -TypeName $TypeName
     foreach ($key in $Property.Keys) {
         $object.$key = $Property[$key]
     }
@@ -205,7 +205,7 @@ function Invoke-FakeFault {
             'win32' { $exception = New-FakeWin32Exception -Code ([int]$code) -Message $message }
             'cim' { $exception = New-FakeCimException -Message $message -ErrorCode $code -Status ([string]$spec['status']) }
             'hyperv' { $exception = New-FakeVirtualizationException -Message $message }
-            default { $exception = New-Object -TypeName System.InvalidOperationException -ArgumentList $message }
+            default { $exception = Microsoft.PowerShell.Utility\New-Object -TypeName System.InvalidOperationException -ArgumentList $message }
         }
         $errorId = [string]$spec['error_id']
         if ($errorId -eq '') {
@@ -245,11 +245,12 @@ function Invoke-FakeCoreCmdlet {
     if ($null -ne $body) {
         # New-Object makes objects in the engine, the host is not asked: a fault of "any
         # cmdlet" ('*') is not one of it.
-        $inEngine = $script:InEngineCommands -contains $Name
-        if (-not $inEngine) {
+        if ($script:InEngineCommands -notcontains $Name) {
             $script:Calls.Add($Name)
+            Invoke-FakeFault -Cmdlet $Cmdlet -Name $Name
+        } elseif ($null -eq $script:FakeState -or $script:FakeState['faults']) {
+            Invoke-FakeFault -Cmdlet $Cmdlet -Name $Name -Named
         }
-        Invoke-FakeFault -Cmdlet $Cmdlet -Name $Name -Named:$inEngine
         $answer = & $body $Cmdlet $Cmdlet.ParameterSetName $Bound
         if (-not ($answer -is [string] -and $answer -eq '__fakehost_forward__')) {
             return $answer
@@ -261,14 +262,10 @@ function Invoke-FakeCoreCmdlet {
         $script:RealCommands[$Name] = $real
     }
     if ($null -eq $real) {
-        $record = New-FakeErrorRecord -Exception (New-Object -TypeName System.Management.Automation.CommandNotFoundException -ArgumentList ('The term ''' + $Name + ''' is not recognized')) -ErrorId 'CommandNotFoundException' -Category 'ObjectNotFound'
+        $record = New-FakeErrorRecord -Exception (Microsoft.PowerShell.Utility\New-Object -TypeName System.Management.Automation.CommandNotFoundException -ArgumentList ('The term ''' + $Name + ''' is not recognized')) -ErrorId 'CommandNotFoundException' -Category 'ObjectNotFound'
         Stop-FakeCmdlet -Cmdlet $Cmdlet -ErrorRecord $record
     }
-    $arguments = @{}
-    foreach ($key in $Bound.Keys) {
-        $arguments[$key] = $Bound[$key]
-    }
-    & $real @arguments
+    & $real @Bound
 }
 
 $FakeForward = '__fakehost_forward__'

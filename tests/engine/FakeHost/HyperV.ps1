@@ -321,7 +321,7 @@ function New-FakeControllerObject {
         $Drives = @(Get-FakeHardDiskDriveObjects -VMName $VMName -Spec $Spec) + @(Get-FakeDvdDriveObjects -VMName $VMName -Spec $Spec)
     }
     $typeValue = [Microsoft.HyperV.PowerShell.ControllerType]$Type
-    $on = New-Object -TypeName System.Collections.Generic.List[object]
+    $on = Microsoft.PowerShell.Utility\New-Object -TypeName System.Collections.Generic.List[object]
     foreach ($drive in $Drives) {
         if ($drive.ControllerType -eq $typeValue -and $drive.ControllerNumber -eq $Number) {
             $on.Add($drive)
@@ -370,7 +370,7 @@ function Resolve-FakeVMNames {
     # The VM names a cmdlet acts on: -VMName (wildcards; a plain name that matches nothing is
     # Hyper-V's not-found error), -VM objects (by Id), -VMSnapshot (its VM), a controller object.
     param($Cmdlet, [System.Collections.IDictionary]$P, [string]$Command)
-    $names = New-Object -TypeName System.Collections.Generic.List[string]
+    $names = Microsoft.PowerShell.Utility\New-Object -TypeName System.Collections.Generic.List[string]
     if ($P.ContainsKey('VMName')) {
         foreach ($name in @($P['VMName'])) {
             $matched = @(Find-FakeVMNamesByPattern -Name ([string]$name))
@@ -723,7 +723,7 @@ function Remove-FakeScsiControllerAt {
 
 Register-FakeCmdlet -Name 'Remove-VMScsiController' -Body {
     param($Cmdlet, $Set, $P)
-    $targets = New-Object -TypeName System.Collections.Generic.List[object]
+    $targets = Microsoft.PowerShell.Utility\New-Object -TypeName System.Collections.Generic.List[object]
     if ($Set -eq 'Object') {
         foreach ($controller in @($P['VMScsiController'])) {
             $name = Find-FakeVMNameById -Id ([guid]$controller.VMId)

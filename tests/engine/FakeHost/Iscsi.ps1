@@ -153,7 +153,7 @@ function Test-FakePortalAnswers {
 
 function Get-FakeKnownPortals {
     # The initiator's target portals: @{ address; port; key; text; index } per state entry.
-    $out = New-Object -TypeName System.Collections.Generic.List[object]
+    $out = Microsoft.PowerShell.Utility\New-Object -TypeName System.Collections.Generic.List[object]
     $i = 0
     foreach ($text in @((Get-FakeIscsi)['portals'])) {
         if ($null -ne $text) {
@@ -169,7 +169,7 @@ function Get-FakeKnownPortals {
 
 function Get-FakeDiscoveredTargets {
     # The targets the initiator knows: offered by a known portal that answers, or logged in.
-    $out = New-Object -TypeName System.Collections.Generic.List[string]
+    $out = Microsoft.PowerShell.Utility\New-Object -TypeName System.Collections.Generic.List[string]
     $known = @(Get-FakeKnownPortals)
     foreach ($iqn in @((Get-FakeIscsi)['targets'].Keys)) {
         $listed = (@(Get-FakeIscsiSessionsOf -Iqn $iqn).Count -gt 0)
@@ -414,7 +414,7 @@ function Get-FakePortalsFromParameters {
     # The known portals a -TargetPortalAddress/-TargetPortalPortNumber or -InputObject call
     # names; a name that matches none is the CDXML query's "not found" error.
     param($Cmdlet, [System.Collections.IDictionary]$P)
-    $wanted = New-Object -TypeName System.Collections.Generic.List[object]
+    $wanted = Microsoft.PowerShell.Utility\New-Object -TypeName System.Collections.Generic.List[object]
     if ($P.ContainsKey('InputObject')) {
         foreach ($item in @($P['InputObject'])) {
             $wanted.Add(@{ address = [string]$item.TargetPortalAddress; port = [int]$item.TargetPortalPortNumber })
@@ -448,7 +448,7 @@ Register-FakeCmdlet -Name 'Remove-IscsiTargetPortal' -Body {
             continue
         }
         $iscsi = Get-FakeIscsi
-        $remaining = New-Object -TypeName System.Collections.Generic.List[object]
+        $remaining = Microsoft.PowerShell.Utility\New-Object -TypeName System.Collections.Generic.List[object]
         foreach ($text in @($iscsi['portals'])) {
             if ($null -ne $text -and (ConvertFrom-FakePortalText -Text ([string]$text)).key -ne $portal.key) {
                 $remaining.Add([string]$text)
@@ -617,7 +617,7 @@ Register-FakeCmdlet -Name 'Disconnect-IscsiTarget' -Body {
     if (-not (Assert-FakeIscsiService -Cmdlet $Cmdlet -ClassName 'MSFT_iSCSITarget')) {
         return
     }
-    $wanted = New-Object -TypeName System.Collections.Generic.List[object]
+    $wanted = Microsoft.PowerShell.Utility\New-Object -TypeName System.Collections.Generic.List[object]
     if ($P.ContainsKey('InputObject')) {
         foreach ($item in @($P['InputObject'])) {
             if ($null -ne $item.PSObject.Properties['SessionIdentifier']) {
@@ -788,7 +788,7 @@ function Stop-FakeIscsiMethod {
     param([string]$Status)
     $cim = New-FakeIscsiCimException -Status $Status
     $message = 'Exception calling "InvokeMethod" with "4" argument(s): "' + $cim.Message + '"'
-    $exception = New-Object -TypeName System.Management.Automation.MethodInvocationException -ArgumentList $message, $cim
+    $exception = Microsoft.PowerShell.Utility\New-Object -TypeName System.Management.Automation.MethodInvocationException -ArgumentList $message, $cim
     throw (New-FakeErrorRecord -Exception $exception -ErrorId 'CimException' -Category 'NotSpecified')
 }
 

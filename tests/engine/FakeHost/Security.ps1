@@ -101,9 +101,9 @@ Register-FakeCmdlet -Core -Name 'Get-Acl' -Body {
         return
     }
     if ($isDirectory) {
-        $security = New-Object -TypeName FakeHost.Security.DirectorySecurity
+        $security = Microsoft.PowerShell.Utility\New-Object -TypeName FakeHost.Security.DirectorySecurity
     } else {
-        $security = New-Object -TypeName FakeHost.Security.FileSecurity
+        $security = Microsoft.PowerShell.Utility\New-Object -TypeName FakeHost.Security.FileSecurity
     }
     $entry = (Get-FakeAcls)[$key]
     if ($null -eq $entry) {
@@ -112,8 +112,8 @@ Register-FakeCmdlet -Core -Name 'Get-Acl' -Body {
         $security.Load([string]$entry['owner'], [bool]$entry['protected'])
         foreach ($rule in @($entry['rules'])) {
             if ($null -ne $rule) {
-                $identity = New-Object -TypeName FakeHost.Security.SecurityIdentifier -ArgumentList ([string]$rule['sid'])
-                $security.AddAccessRule((New-Object -TypeName FakeHost.Security.FileSystemAccessRule -ArgumentList $identity, ([string]$rule['rights']), ([string]$rule['inheritance']), ([string]$rule['propagation']), ([string]$rule['type'])))
+                $identity = Microsoft.PowerShell.Utility\New-Object -TypeName FakeHost.Security.SecurityIdentifier -ArgumentList ([string]$rule['sid'])
+                $security.AddAccessRule((Microsoft.PowerShell.Utility\New-Object -TypeName FakeHost.Security.FileSystemAccessRule -ArgumentList $identity, ([string]$rule['rights']), ([string]$rule['inheritance']), ([string]$rule['propagation']), ([string]$rule['type'])))
             }
         }
     }
@@ -130,7 +130,7 @@ Register-FakeCmdlet -Core -Name 'Set-Acl' -Body {
         return
     }
     if ($acl -isnot [FakeHost.Security.FileSystemSecurity]) {
-        $record = New-FakeErrorRecord -Exception (New-Object -TypeName System.ArgumentException -ArgumentList 'The input object cannot be bound to any parameters for the command either because the command does not take pipeline input or the input and its properties do not match any of the parameters that take pipeline input.') -ErrorId 'SetAcl_OperationNotSupported,Microsoft.PowerShell.Commands.SetAclCommand' -Category 'InvalidArgument' -Target $acl
+        $record = New-FakeErrorRecord -Exception (Microsoft.PowerShell.Utility\New-Object -TypeName System.ArgumentException -ArgumentList 'The input object cannot be bound to any parameters for the command either because the command does not take pipeline input or the input and its properties do not match any of the parameters that take pipeline input.') -ErrorId 'SetAcl_OperationNotSupported,Microsoft.PowerShell.Commands.SetAclCommand' -Category 'InvalidArgument' -Target $acl
         Write-FakeCmdletError -Cmdlet $Cmdlet -ErrorRecord $record
         return
     }
@@ -143,7 +143,7 @@ Register-FakeCmdlet -Core -Name 'Set-Acl' -Body {
         # Without SeRestorePrivilege an owner can only be set to the caller or a group of its
         # token that may own objects (an elevated administrator: Administrators).
         if (@('S-1-5-32-544', 'S-1-5-18') -notcontains $acl.OwnerSid.Value) {
-            $exception = New-Object -TypeName System.InvalidOperationException -ArgumentList 'The security identifier is not allowed to be the owner of this object.'
+            $exception = Microsoft.PowerShell.Utility\New-Object -TypeName System.InvalidOperationException -ArgumentList 'The security identifier is not allowed to be the owner of this object.'
             Write-FakeCmdletError -Cmdlet $Cmdlet -ErrorRecord (New-FakeErrorRecord -Exception $exception -ErrorId 'System.InvalidOperationException,Microsoft.PowerShell.Commands.SetAclCommand' -Category 'InvalidOperation' -Target $path)
             return
         }
@@ -181,7 +181,7 @@ function New-FakeComObject {
     if ($ProgId -eq 'Schedule.Service') {
         return (New-FakeTaskService)
     }
-    $exception = New-Object -TypeName System.Runtime.InteropServices.COMException -ArgumentList ('Retrieving the COM class factory for component with CLSID {00000000-0000-0000-0000-000000000000} failed due to the following error: 80040154 Class not registered (0x80040154 (REGDB_E_CLASSNOTREG)).'), -2147221164
+    $exception = Microsoft.PowerShell.Utility\New-Object -TypeName System.Runtime.InteropServices.COMException -ArgumentList ('Retrieving the COM class factory for component with CLSID {00000000-0000-0000-0000-000000000000} failed due to the following error: 80040154 Class not registered (0x80040154 (REGDB_E_CLASSNOTREG)).'), -2147221164
     Stop-FakeCmdlet -Cmdlet $Cmdlet -ErrorRecord (New-FakeErrorRecord -Exception $exception -ErrorId 'NoCOMClassIdentified,Microsoft.PowerShell.Commands.NewObjectCommand' -Category 'ResourceUnavailable' -Target $ProgId)
 }
 
@@ -190,7 +190,7 @@ function Close-FakeComObject {
     # only COM objects can be released.
     param($InputObject)
     if ($InputObject -isnot [FakeHost.TaskScheduler.TaskService]) {
-        throw (New-Object -TypeName System.ArgumentException -ArgumentList 'The object''s type must be __ComObject or derived from __ComObject.', 'o')
+        throw (Microsoft.PowerShell.Utility\New-Object -TypeName System.ArgumentException -ArgumentList 'The object''s type must be __ComObject or derived from __ComObject.', 'o')
     }
 }
 
@@ -210,8 +210,8 @@ function Get-FakeMachineKey {
 
 function Get-FakeDpapiStream {
     param([byte[]]$Key, [byte[]]$Entropy, [int]$Length)
-    $out = New-Object -TypeName 'byte[]' -ArgumentList $Length
-    $hmac = New-Object -TypeName System.Security.Cryptography.HMACSHA256 -ArgumentList (, $Key)
+    $out = Microsoft.PowerShell.Utility\New-Object -TypeName 'byte[]' -ArgumentList $Length
+    $hmac = Microsoft.PowerShell.Utility\New-Object -TypeName System.Security.Cryptography.HMACSHA256 -ArgumentList (, $Key)
     try {
         $block = 0
         for ($i = 0; $i -lt $Length; $i += 32) {
@@ -228,7 +228,7 @@ function Get-FakeDpapiStream {
 
 function Get-FakeDpapiTag {
     param([byte[]]$Key, [byte[]]$Entropy, [byte[]]$Cipher)
-    $hmac = New-Object -TypeName System.Security.Cryptography.HMACSHA256 -ArgumentList (, $Key)
+    $hmac = Microsoft.PowerShell.Utility\New-Object -TypeName System.Security.Cryptography.HMACSHA256 -ArgumentList (, $Key)
     try {
         return , $hmac.ComputeHash([byte[]](@([byte]1) + @($Entropy) + @([byte]0) + @($Cipher)))
     } finally {
@@ -244,7 +244,7 @@ function Protect-FakeLocalMachineData {
     }
     $key = Get-FakeMachineKey
     $stream = Get-FakeDpapiStream -Key $key -Entropy $Entropy -Length $Bytes.Length
-    $cipher = New-Object -TypeName 'byte[]' -ArgumentList $Bytes.Length
+    $cipher = Microsoft.PowerShell.Utility\New-Object -TypeName 'byte[]' -ArgumentList $Bytes.Length
     for ($i = 0; $i -lt $Bytes.Length; $i++) {
         $cipher[$i] = $Bytes[$i] -bxor $stream[$i]
     }
@@ -260,7 +260,7 @@ function Unprotect-FakeLocalMachineData {
         $Entropy = [byte[]]@()
     }
     $key = Get-FakeMachineKey
-    $invalid = New-Object -TypeName System.Security.Cryptography.CryptographicException -ArgumentList 'The data is invalid.'
+    $invalid = Microsoft.PowerShell.Utility\New-Object -TypeName System.Security.Cryptography.CryptographicException -ArgumentList 'The data is invalid.'
     if ($null -eq $Bytes -or $Bytes.Length -lt 41 -or [System.Text.Encoding]::ASCII.GetString($Bytes, 0, 9) -ne 'FAKEDPAPI') {
         throw $invalid
     }
@@ -274,7 +274,7 @@ function Unprotect-FakeLocalMachineData {
         throw $invalid
     }
     $stream = Get-FakeDpapiStream -Key $key -Entropy $Entropy -Length $cipher.Length
-    $plain = New-Object -TypeName 'byte[]' -ArgumentList $cipher.Length
+    $plain = Microsoft.PowerShell.Utility\New-Object -TypeName 'byte[]' -ArgumentList $cipher.Length
     for ($i = 0; $i -lt $cipher.Length; $i++) {
         $plain[$i] = $cipher[$i] -bxor $stream[$i]
     }

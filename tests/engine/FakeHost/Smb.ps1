@@ -350,18 +350,18 @@ function Invoke-FakeFolderProbe {
     }
     switch ([string]$access.status) {
         'denied' {
-            $inner = New-Object -TypeName System.UnauthorizedAccessException -ArgumentList ('Access to the path ''' + $Folder + ''' is denied.')
+            $inner = Microsoft.PowerShell.Utility\New-Object -TypeName System.UnauthorizedAccessException -ArgumentList ('Access to the path ''' + $Folder + ''' is denied.')
             $inner.HResult = -2147024891
         }
         'unreachable' {
-            $inner = New-Object -TypeName System.IO.IOException -ArgumentList ([string]$access.message + ' : ''' + $Folder + ''''), (-2147024896 + [int]$access.code)
+            $inner = Microsoft.PowerShell.Utility\New-Object -TypeName System.IO.IOException -ArgumentList ([string]$access.message + ' : ''' + $Folder + ''''), (-2147024896 + [int]$access.code)
         }
         default {
-            $inner = New-Object -TypeName System.IO.DirectoryNotFoundException -ArgumentList ('Could not find a part of the path ''' + $Folder + '''.')
+            $inner = Microsoft.PowerShell.Utility\New-Object -TypeName System.IO.DirectoryNotFoundException -ArgumentList ('Could not find a part of the path ''' + $Folder + '''.')
             $inner.HResult = -2147024893
         }
     }
-    $exception = New-Object -TypeName System.Management.Automation.MethodInvocationException -ArgumentList ('Exception calling "EnumerateFileSystemEntries" with "2" argument(s): "' + $inner.Message + '"'), $inner
+    $exception = Microsoft.PowerShell.Utility\New-Object -TypeName System.Management.Automation.MethodInvocationException -ArgumentList ('Exception calling "EnumerateFileSystemEntries" with "2" argument(s): "' + $inner.Message + '"'), $inner
     throw (New-FakeErrorRecord -Exception $exception -ErrorId $inner.GetType().Name -Category 'NotSpecified')
 }
 
@@ -435,7 +435,7 @@ function New-FakeChildItemError {
     # not exist (PathNotFound), a folder the identity may not open is DirUnauthorizedAccessError.
     param([string]$Path, [hashtable]$Access)
     if ($Access.status -eq 'denied') {
-        $exception = New-Object -TypeName System.UnauthorizedAccessException -ArgumentList ('Access to the path ''' + $Path + ''' is denied.')
+        $exception = Microsoft.PowerShell.Utility\New-Object -TypeName System.UnauthorizedAccessException -ArgumentList ('Access to the path ''' + $Path + ''' is denied.')
         $exception.HResult = -2147024891
         return New-FakeErrorRecord -Exception $exception -ErrorId 'DirUnauthorizedAccessError,Microsoft.PowerShell.Commands.GetChildItemCommand' -Category 'PermissionDenied' -Target $Path
     }
@@ -523,7 +523,7 @@ function New-FakeSmbError {
     param([int]$Code, [string]$Cmdlet, [string]$ClassName)
     $message = $script:Win32Messages[$Code]
     if ($null -eq $message) {
-        $message = (New-Object -TypeName System.ComponentModel.Win32Exception -ArgumentList $Code).Message
+        $message = (Microsoft.PowerShell.Utility\New-Object -TypeName System.ComponentModel.Win32Exception -ArgumentList $Code).Message
     }
     $exception = New-FakeCimException -Message $message -Status 'Failed' -ErrorCode $Code -MessageId ('Windows System Error ' + [string]$Code)
     $target = New-FakeCimInstance -ClassName $ClassName -Namespace $script:SmbNamespace -Property ([ordered]@{})
@@ -887,7 +887,7 @@ function Add-FakeUserConnection {
     # Windows error code (0: connected). A remoting session without delegation has no
     # credentials to hand on, but WNet takes the given ones: no 1312 here.
     param([string]$RemoteName, [string]$UserName, [securestring]$Password)
-    $credential = New-Object -TypeName System.Management.Automation.PSCredential -ArgumentList $UserName, $Password
+    $credential = Microsoft.PowerShell.Utility\New-Object -TypeName System.Management.Automation.PSCredential -ArgumentList $UserName, $Password
     return [int](Add-FakeMapping -RemotePath $RemoteName -Credential (ConvertTo-FakeCredentialSpec -Credential $credential) -Kind 'user' -Delegated $true)
 }
 

@@ -38,7 +38,7 @@ function Get-FakeLunDiskNumbers {
 function Get-FakeHostDisks {
     # The disks the host has now, by number: @{ number; kind = boot|iscsi|local; iqn; lun }.
     $luns = Get-FakeLunDiskNumbers
-    $disks = New-Object -TypeName 'System.Collections.Generic.SortedDictionary[long,object]'
+    $disks = Microsoft.PowerShell.Utility\New-Object -TypeName 'System.Collections.Generic.SortedDictionary[long,object]'
     if (-not $luns.ContainsKey([long]0)) {
         $disks[0] = @{ number = [long]0; kind = 'boot'; iqn = $null; lun = [long]0 }
     }
@@ -141,11 +141,11 @@ function New-FakeNotFoundRecord {
     param([string]$ClassName, [string]$PropertyName, $Value, [string]$QueryDescription)
     if ([string]::IsNullOrEmpty($PropertyName)) {
         $message = 'No matching ' + $ClassName + ' objects found by ' + $QueryDescription + '. Verify query parameters and retry.'
-        $exception = New-Object -TypeName Microsoft.PowerShell.Cmdletization.Cim.CimJobException -ArgumentList $message
+        $exception = Microsoft.PowerShell.Utility\New-Object -TypeName Microsoft.PowerShell.Cmdletization.Cim.CimJobException -ArgumentList $message
         return New-FakeErrorRecord -Exception $exception -ErrorId 'CmdletizationQuery_NotFound' -Category 'ObjectNotFound'
     }
     $message = 'No ' + $ClassName + ' objects found with property ''' + $PropertyName + ''' equal to ''' + [string]$Value + '''.  Verify the value of the property and retry.'
-    $exception = New-Object -TypeName Microsoft.PowerShell.Cmdletization.Cim.CimJobException -ArgumentList $message
+    $exception = Microsoft.PowerShell.Utility\New-Object -TypeName Microsoft.PowerShell.Cmdletization.Cim.CimJobException -ArgumentList $message
     return New-FakeErrorRecord -Exception $exception -ErrorId ('CmdletizationQuery_NotFound_' + $PropertyName) -Category 'ObjectNotFound' -Target $Value
 }
 
@@ -484,7 +484,7 @@ function Get-FakeNetIPAddresses {
     # The host's addresses on 'Ethernet' (index 4, with its IPv6 link-local address) and the
     # loopback interface (index 1).
     $hostInfo = Get-FakeHost
-    $rows = New-Object -TypeName System.Collections.Generic.List[object]
+    $rows = Microsoft.PowerShell.Utility\New-Object -TypeName System.Collections.Generic.List[object]
     $rows.Add((New-FakeNetIPAddress -Address 'fe80::215:5dff:fe00:1f' -Index 4 -Alias 'Ethernet' -Prefix 64 -PrefixOrigin 2 -SuffixOrigin 4))
     foreach ($address in @($hostInfo['addresses'])) {
         if ($null -eq $address -or [string]$address -eq '') {

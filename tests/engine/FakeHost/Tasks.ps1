@@ -22,11 +22,11 @@ function Get-FakeScheduledTasks {
 }
 
 function New-FakeTaskService {
-    $hooks = New-Object -TypeName FakeHost.TaskScheduler.TaskHooks
+    $hooks = Microsoft.PowerShell.Utility\New-Object -TypeName FakeHost.TaskScheduler.TaskHooks
     $hooks.Register = { param($Task) Register-FakeScheduledTask -Task $Task }
     $hooks.Delete = { param($Name) Unregister-FakeScheduledTask -Name $Name }
     $hooks.Run = { param($Task) Invoke-FakeScheduledTask -Task $Task }
-    return (New-Object -TypeName FakeHost.TaskScheduler.TaskService -ArgumentList $hooks)
+    return (Microsoft.PowerShell.Utility\New-Object -TypeName FakeHost.TaskScheduler.TaskService -ArgumentList $hooks)
 }
 
 function Register-FakeScheduledTask {

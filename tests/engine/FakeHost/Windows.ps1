@@ -17,7 +17,7 @@ function Get-FakeHost {
 function Get-FakeHostIdentity {
     # Stands in for Get-SmbvolHostIdentity (IPGlobalProperties and NetworkInterface read Linux).
     $hostInfo = Get-FakeHost
-    $addresses = New-Object -TypeName System.Collections.Generic.List[string]
+    $addresses = Microsoft.PowerShell.Utility\New-Object -TypeName System.Collections.Generic.List[string]
     $addresses.Add('127.0.0.1')
     $addresses.Add('::1')
     foreach ($address in @($hostInfo['addresses'])) {
@@ -55,7 +55,7 @@ function Resolve-FakeHostName {
             }
         }
     }
-    throw (New-Object -TypeName System.Net.Sockets.SocketException -ArgumentList 11001)
+    throw (Microsoft.PowerShell.Utility\New-Object -TypeName System.Net.Sockets.SocketException -ArgumentList 11001)
 }
 
 function Get-FakeCimInstances {
@@ -135,7 +135,7 @@ function New-FakeNamedMutex {
     if ($Name.StartsWith('Global\')) {
         $local = $Name.Substring(7)
     }
-    return New-Object -TypeName System.Threading.Mutex -ArgumentList $false, ('Global\fakehost-' + [string]$env:SMBVOL_FAKEHOST_ID + '-' + $local)
+    return Microsoft.PowerShell.Utility\New-Object -TypeName System.Threading.Mutex -ArgumentList $false, ('Global\fakehost-' + [string]$env:SMBVOL_FAKEHOST_ID + '-' + $local)
 }
 
 Set-Alias -Name 'New-SmbvolNamedMutex' -Value 'New-FakeNamedMutex'
@@ -196,13 +196,13 @@ function Find-FakeRegistryKey {
 
 function New-FakePathNotFound {
     param([string]$Path, [string]$Command)
-    $exception = New-Object -TypeName System.Management.Automation.ItemNotFoundException -ArgumentList ('Cannot find path ''' + $Path + ''' because it does not exist.')
+    $exception = Microsoft.PowerShell.Utility\New-Object -TypeName System.Management.Automation.ItemNotFoundException -ArgumentList ('Cannot find path ''' + $Path + ''' because it does not exist.')
     return New-FakeErrorRecord -Exception $exception -ErrorId ('PathNotFound,Microsoft.PowerShell.Commands.' + $Command) -Category 'ObjectNotFound' -Target $Path
 }
 
 function New-FakePropertyNotFound {
     param([string]$Path, [string]$Name, [string]$Command)
-    $exception = New-Object -TypeName System.Management.Automation.PSArgumentException -ArgumentList ('Property ' + $Name + ' does not exist at path ' + $Path + '.')
+    $exception = Microsoft.PowerShell.Utility\New-Object -TypeName System.Management.Automation.PSArgumentException -ArgumentList ('Property ' + $Name + ' does not exist at path ' + $Path + '.')
     return New-FakeErrorRecord -Exception $exception -ErrorId ('System.Management.Automation.PSArgumentException,Microsoft.PowerShell.Commands.' + $Command) -Category 'InvalidArgument' -Target $Name
 }
 
@@ -293,7 +293,7 @@ Register-FakeCmdlet -Core -Name 'New-Item' -Body {
     $registry = Get-FakeRegistry
     $existing = Find-FakeRegistryKey -Path $name
     if ($null -ne $existing -and -not $P.ContainsKey('Force')) {
-        $exception = New-Object -TypeName System.IO.IOException -ArgumentList ('A key at this path already exists.')
+        $exception = Microsoft.PowerShell.Utility\New-Object -TypeName System.IO.IOException -ArgumentList ('A key at this path already exists.')
         Write-FakeCmdletError -Cmdlet $Cmdlet -ErrorRecord (New-FakeErrorRecord -Exception $exception -ErrorId 'System.IO.IOException,Microsoft.PowerShell.Commands.NewItemCommand' -Category 'ResourceExists' -Target $path)
         return
     }
@@ -319,7 +319,7 @@ Register-FakeCmdlet -Core -Name 'New-ItemProperty' -Body {
     foreach ($valueName in @($values.Keys)) {
         if ([string]::Equals([string]$valueName, $name, [System.StringComparison]::OrdinalIgnoreCase)) {
             if (-not $P.ContainsKey('Force')) {
-                $exception = New-Object -TypeName System.IO.IOException -ArgumentList ('The property already exists.')
+                $exception = Microsoft.PowerShell.Utility\New-Object -TypeName System.IO.IOException -ArgumentList ('The property already exists.')
                 Write-FakeCmdletError -Cmdlet $Cmdlet -ErrorRecord (New-FakeErrorRecord -Exception $exception -ErrorId 'System.IO.IOException,Microsoft.PowerShell.Commands.NewItemPropertyCommand' -Category 'ResourceExists' -Target $name)
                 return
             }
@@ -386,7 +386,7 @@ function Find-FakeService {
             return [string]$key
         }
     }
-    $exception = New-Object -TypeName System.InvalidOperationException -ArgumentList ('Cannot find any service with service name ''' + $Name + '''.')
+    $exception = Microsoft.PowerShell.Utility\New-Object -TypeName System.InvalidOperationException -ArgumentList ('Cannot find any service with service name ''' + $Name + '''.')
     Write-FakeCmdletError -Cmdlet $Cmdlet -ErrorRecord (New-FakeErrorRecord -Exception $exception -ErrorId ('NoServiceFoundForGivenName,Microsoft.PowerShell.Commands.' + $Command) -Category 'ObjectNotFound' -Target $Name)
     return $null
 }
@@ -421,7 +421,7 @@ Register-FakeCmdlet -Core -Name 'Start-Service' -Body {
         $key = Find-FakeService -Cmdlet $Cmdlet -Name ([string]$name) -Command 'StartServiceCommand'
         if ($null -ne $key) {
             if ([string]$services[$key]['start_type'] -eq 'Disabled') {
-                $exception = New-Object -TypeName System.InvalidOperationException -ArgumentList ('Service ''' + $key + ''' cannot be started due to the following error: Cannot start service ' + $key + ' on computer ''.''.')
+                $exception = Microsoft.PowerShell.Utility\New-Object -TypeName System.InvalidOperationException -ArgumentList ('Service ''' + $key + ''' cannot be started due to the following error: Cannot start service ' + $key + ' on computer ''.''.')
                 Write-FakeCmdletError -Cmdlet $Cmdlet -ErrorRecord (New-FakeErrorRecord -Exception $exception -ErrorId 'CouldNotStartService,Microsoft.PowerShell.Commands.StartServiceCommand' -Category 'OpenError' -Target $key)
                 continue
             }
