@@ -25,7 +25,7 @@ def test_live_suite_and_double_read_the_same_contract_files():
 def test_without_variables_every_live_test_is_skipped_with_the_reason():
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMBVOL_TEST_")}
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-n", "0",
          "tests/integration"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     out = run.stdout
     assert run.returncode == 0, out[-3000:]
