@@ -345,7 +345,7 @@ def prepare(vector: Mapping[str, Any], secrets: Mapping[str, str] = cr.DOUBLE_SE
     if filled["expect"].get("error") == "lun_not_found" and any(
             p.name == "DiskWaitSeconds" for p in cr.scripts.OPERATIONS[op].params):
         # Likewise the wait for a LUN that never appears.
-        filled.setdefault("parameters", {}).setdefault("DiskWaitSeconds", 2)
+        filled.setdefault("parameters", {}).setdefault("DiskWaitSeconds", 1)
     return filled, to_fake(state, filled["operation"], secrets), locks
 
 
