@@ -1159,6 +1159,8 @@ def dotnet_floor_problems(text: str) -> List[str]:
             if known is None:
                 continue
             counts = known.get("static", {}).get(member)
+            if member.lower() == "new":  # PowerShell's ::new() is the type's constructor
+                counts = known.get("ctors")
             if (runtime == "pwsh76" and type_name == "System.IO.Directory"
                     and member == "CreateDirectory" and count == 2):
                 # .NET's 2-argument form takes a UnixFileMode, not a DirectorySecurity.
