@@ -76,12 +76,22 @@ class Tree:
         self.text = text
         self.src = text.encode("utf-8")
         self.tree = _parser().parse(self.src)
+        self._all = None
+        self._functions = None
 
     def t(self, node):
         return self.src[node.start_byte:node.end_byte].decode("utf-8")
 
     def walk(self, node=None):
-        node = node or self.tree.root_node
+        if node is None:
+            # the whole tree: walked once, kept (the trees are cached per rendering)
+            if self._all is None:
+                self._all = list(self._walk(self.tree.root_node))
+            return iter(self._all)
+        return self._walk(node)
+
+    @staticmethod
+    def _walk(node):
         stack = [node]
         while stack:
             n = stack.pop()
@@ -89,12 +99,14 @@ class Tree:
             stack.extend(reversed(n.children))
 
     def functions(self):
-        out = {}
-        for n in self.walk():
-            if n.type == "function_statement":
-                name = [c for c in n.named_children if c.type == "function_name"][0]
-                out[self.t(name).lower()] = n
-        return out
+        if self._functions is None:
+            out = {}
+            for n in self.walk():
+                if n.type == "function_statement":
+                    name = [c for c in n.named_children if c.type == "function_name"][0]
+                    out[self.t(name).lower()] = n
+            self._functions = out
+        return dict(self._functions)
 
     def commands(self, node=None):
         for n in self.walk(node):
