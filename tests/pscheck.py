@@ -374,6 +374,7 @@ def _powershell_string_end(text: str, start: int, kind: str,
 #: An opening single quote, then characters and doubled quotes: stops at the closing quote.
 _SINGLE_BODY = re.compile("[{q}](?:[^{q}]|[{q}][{q}])*".format(q=SINGLE_QUOTES))
 _SINGLE_PAIR = re.compile("[{q}]([{q}])".format(q=SINGLE_QUOTES))
+_ANY_SINGLE_QUOTE = re.compile("[{q}]".format(q=SINGLE_QUOTES))
 
 
 def _comment_and_string_spans(src: _Source) -> List[Tuple[int, int]]:
@@ -430,6 +431,10 @@ def quote_issues(text: str) -> List[Issue]:
     return out
 
 
+def _second_quote(match: "re.Match[str]") -> str:
+    return match.group(1)
+
+
 def decode_single_quoted(node_text: str) -> str:
     """The value PowerShell gives the single-quoted literal ``node_text``.
 
@@ -441,7 +446,10 @@ def decode_single_quoted(node_text: str) -> str:
         raise ValueError("not a single-quoted literal: %r" % _excerpt(node_text))
     body_end = _SINGLE_BODY.match(node_text).end()
     if body_end == len(node_text) - 1:  # the common case, at regex speed
-        return _SINGLE_PAIR.sub(r"\1", node_text[1:body_end])
+        body = node_text[1:body_end]
+        if not _ANY_SINGLE_QUOTE.search(body):
+            return body
+        return _SINGLE_PAIR.sub(_second_quote, body)
     out = []
     i, n = 1, len(node_text)
     while i < n:
