@@ -238,8 +238,16 @@ def _run_with(session, vector, script=None) -> List[str]:
     return problems
 
 
+@pytest.fixture(scope="module")
+def mutant_session(pwsh):
+    """One engine process for the mutants: each run gets its script (mutated or not) and a
+    fresh runspace, so they need no process of their own."""
+    with runner.EngineSession(pwsh) as session:
+        yield session
+
+
 @pytest.mark.parametrize("mutant", MUTANTS, ids=[m[0] for m in MUTANTS])
-def test_a_mutant_template_fails_vectors(mutant, pwsh, tmp_path):
+def test_a_mutant_template_fails_vectors(mutant, mutant_session, tmp_path):
     name, template, old, new, vector_ids = mutant
     target = str(tmp_path / "templates")
     shutil.copytree(fakehost.TEMPLATES, target)
@@ -255,12 +263,12 @@ def test_a_mutant_template_fails_vectors(mutant, pwsh, tmp_path):
     with open(path, "w", encoding="utf-8") as f:
         f.write(mutated)
     killed = []
-    with runner.EngineSession(pwsh) as session:
-        for vector_id in vector_ids:
-            vector = BY_ID[vector_id]
-            assert not _run_with(session, vector), "%s fails unmutated" % vector_id
-            if _run_with(session, vector, lambda filled: _mutant_script(target, filled)):
-                killed.append(vector_id)
+    session = mutant_session
+    for vector_id in vector_ids:
+        vector = BY_ID[vector_id]
+        assert not _run_with(session, vector), "%s fails unmutated" % vector_id
+        if _run_with(session, vector, lambda filled: _mutant_script(target, filled)):
+            killed.append(vector_id)
     assert killed, "the %s mutant of %s passed %s" % (name, template, ", ".join(vector_ids))
 
 
