@@ -227,9 +227,30 @@ def run_functions(engine: str, name: str, body: str, fakes: str = "", options=No
     ``prelude`` after the library: aliases that stand in for host helpers); returns the
     envelope document (``result`` = what ``body`` returned, ``warnings``)."""
     text = fakes + library(name, **(options or {})) + prelude + RUN_BODY % body
-    done = _run_text(engine, text)
-    assert b"@@SMBVOL-BEGIN@@" in done.stdout, done.stderr.decode("utf-8", "replace")
-    return _envelope(done.stdout)
+    done = _plain_session(engine).run_plain(text)
+    assert "@@SMBVOL-BEGIN@@" in done.stdout, done.stderr
+    return _envelope(done.stdout.encode("utf-8"))
+
+
+_SESSIONS: dict = {}
+
+
+def _plain_session(engine: str):
+    """One engine process for the module's run_functions calls, each in a fresh runspace
+    without the fake host of tests/engine/ (these tests bring their own fakes)."""
+    if engine not in _SESSIONS:
+        from tests.engine.runner import EngineSession
+
+        _SESSIONS[engine] = EngineSession(engine, plain=True)
+    return _SESSIONS[engine]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_sessions():
+    yield
+    for session in _SESSIONS.values():
+        session.close()
+    _SESSIONS.clear()
 
 
 # --------------------------------------------------------------------------

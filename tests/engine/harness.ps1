@@ -4,7 +4,8 @@
 #
 # Protocol (one JSON document per line, both ways):
 #   in:  {"id", "bootstrap", "payload", "state_path", "computer_name", "locks": [mutex names],
-#         "coverage": null | {"path": file the script text is written to, "lines": [lines]}}
+#         "coverage": null | {"path": file the script text is written to, "lines": [lines]},
+#         "plain": true to run without the fake host (optional)}
 #   out: {"id", "stdout", "stderr", "hits": [line numbers] | null, "seconds"}
 # An empty line or end of input ends the harness.
 $ErrorActionPreference = 'Stop'
@@ -17,6 +18,8 @@ $iss = [System.Management.Automation.Runspaces.InitialSessionState]::CreateDefau
 # The fake host is loaded before the script runs, as a host's modules are there before it: its
 # stand-ins for the host-fact functions (aliases) are then in place from the first statement.
 $iss.ImportPSModule([string[]]@('FakeHost'))
+# A job with "plain": true runs without the fake host (its script brings its own fakes).
+$plainIss = [System.Management.Automation.Runspaces.InitialSessionState]::CreateDefault2()
 
 function Start-LockHolder {
     # Holds the named mutexes on another thread (another client of the host) until released.
@@ -63,7 +66,11 @@ function Invoke-Job {
     if (@($Job.locks).Count -gt 0) {
         $holder = Start-LockHolder -Names ([string[]]@($Job.locks))
     }
-    $runspace = [System.Management.Automation.Runspaces.RunspaceFactory]::CreateRunspace($iss)
+    $sessionState = $iss
+    if ($null -ne $Job.PSObject.Properties['plain'] -and $true -eq $Job.plain) {
+        $sessionState = $plainIss
+    }
+    $runspace = [System.Management.Automation.Runspaces.RunspaceFactory]::CreateRunspace($sessionState)
     $runspace.Open()
     $ps = [powershell]::Create()
     $ps.Runspace = $runspace

@@ -197,7 +197,11 @@ class EngineError(RuntimeError):
 class EngineSession:
     """One pwsh running tests/engine/harness.ps1; runs jobs one after the other."""
 
-    def __init__(self, pwsh: Optional[str] = None, job_timeout: float = 60.0) -> None:
+    def __init__(self, pwsh: Optional[str] = None, job_timeout: float = 60.0,
+                 plain: bool = False) -> None:
+        """``plain``: a process for :meth:`run_plain` only, whose module path is pwsh's own
+        (none of the fake host's modules can be found, as on a host without them)."""
+        self.plain = plain
         if pwsh is None:
             pwsh, why = find_pwsh()
             if pwsh is None:
@@ -213,6 +217,10 @@ class EngineSession:
 
     def _start(self) -> subprocess.Popen:
         env = fakehost.engine_env(None, self.pwsh, host_id=self.host_id)
+        if self.plain:
+            env["PSModulePath"] = os.environ.get("PSModulePath", "")
+            if not env["PSModulePath"]:
+                env.pop("PSModulePath")
         self._proc = subprocess.Popen(
             [self.pwsh, "-NoLogo", "-NoProfile", "-NonInteractive", "-File", HARNESS],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -237,6 +245,22 @@ class EngineSession:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    def run_plain(self, text: str) -> RawOutput:
+        """``text`` run alone in a fresh runspace *without* the fake host (for tests that bring
+        their own fake modules): its pipeline output and its errors."""
+        with self._lock:
+            self._counter += 1
+            job = {"id": self._counter, "bootstrap": text, "payload": "", "state_path": "",
+                   "computer_name": "hv01", "locks": [], "coverage": None, "plain": True}
+            proc = self._proc if self._proc is not None and self._proc.poll() is None \
+                else self._start()
+            line = self._exchange(proc, json.dumps(job) + "\n")
+            try:
+                answer = json.loads(line)
+            except ValueError as exc:
+                raise EngineError("the engine answered %r" % line[:500]) from exc
+        return RawOutput(stdout=answer["stdout"], stderr=answer["stderr"], exit_code=0)
 
     def run(self, payload: str, state: Mapping[str, Any], computer_name: str,
             locks: List[str] = (), coverage_lines: Optional[List[int]] = None
