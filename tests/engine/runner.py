@@ -253,14 +253,18 @@ class EngineSession:
             self._counter += 1
             job = {"id": self._counter, "bootstrap": text, "payload": "", "state_path": "",
                    "computer_name": "hv01", "locks": [], "coverage": None, "plain": True}
-            proc = self._proc if self._proc is not None and self._proc.poll() is None \
-                else self._start()
-            line = self._exchange(proc, json.dumps(job) + "\n")
-            try:
-                answer = json.loads(line)
-            except ValueError as exc:
-                raise EngineError("the engine answered %r" % line[:500]) from exc
+            answer = self._answer(job)
         return RawOutput(stdout=answer["stdout"], stderr=answer["stderr"], exit_code=0)
+
+    def _answer(self, job: Mapping[str, Any]) -> Dict[str, Any]:
+        """The harness's answer to ``job`` (the process started again if it is gone)."""
+        proc = self._proc if self._proc is not None and self._proc.poll() is None \
+            else self._start()
+        line = self._exchange(proc, json.dumps(job) + "\n")
+        try:
+            return json.loads(line)
+        except ValueError as exc:
+            raise EngineError("the engine answered %r" % line[:500]) from exc
 
     def run(self, payload: str, state: Mapping[str, Any], computer_name: str,
             locks: List[str] = (), coverage_lines: Optional[List[int]] = None
@@ -279,13 +283,7 @@ class EngineSession:
             if coverage_lines is not None:
                 job["coverage"] = {"path": os.path.join(self.tmp, "script-%d.ps1" % self._counter),
                                    "lines": coverage_lines}
-            proc = self._proc if self._proc is not None and self._proc.poll() is None \
-                else self._start()
-            line = self._exchange(proc, json.dumps(job) + "\n")
-            try:
-                answer = json.loads(line)
-            except ValueError as exc:
-                raise EngineError("the engine answered %r" % line[:500]) from exc
+            answer = self._answer(job)
             with open(state_path, encoding="utf-8-sig") as f:
                 after = json.load(f)
             os.unlink(state_path)
