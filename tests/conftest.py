@@ -12,3 +12,17 @@ GRAMMAR_MODULES = ("test_cli_dryrun.py", "test_pscheck.py", "test_smb_templates.
 
 if sys.version_info < (3, 10):
     collect_ignore = list(GRAMMAR_MODULES)
+
+#: The files that take longest (each runs PowerShell processes), first: the two test workers
+#: take whole files (``--dist loadfile``), and a long file started last keeps one of them busy
+#: after the other has finished.
+SLOW_FIRST = ("test_engine.py", "test_remote_vectors.py", "test_engine_local.py",
+              "test_templates_verified.py", "test_remote_engine.py",
+              "test_host_defects_engine.py", "test_faults.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def weight(item):
+        name = item.path.name
+        return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
+    items.sort(key=weight)  # stable: the order within a file stays
