@@ -28,11 +28,7 @@ from smbvol.executors.local import LocalExecutor
 from tests import contract_runner as cr
 from tests.engine import fakehost, runner
 from tests.engine.locate import pwsh_or_skip
-
-VECTORS = cr.load_vectors()
-BY_ID = {v["id"]: v for v in VECTORS}
-ENGINE_VECTORS = [v for v in VECTORS if v.get("engine") is not False]
-WORKERS = 2
+from tests.test_engine import BY_ID, ENGINE_VECTORS, WORKERS
 
 
 @pytest.fixture(scope="session")

@@ -283,18 +283,21 @@ def test_a_share_scoped_to_another_name_is_not_this_share(engine, share, expecte
 # Point 11: a failed QoS rollback keeps the first error and reports both
 # --------------------------------------------------------------------------
 
+#: A VM's one SCSI controller (number 0), which has no drives yet.
+ONE_EMPTY_SCSI_CONTROLLER = """function Get-VMScsiController {
+    [CmdletBinding()]
+    param($VM)
+    return @([pscustomobject]@{ ControllerNumber = 0; Drives = @() })
+}
+"""
+
 HYPERV_QOS_FAILS = """
 function Get-VMHardDiskDrive {
     [CmdletBinding()]
     param($VM)
     return @()
 }
-function Get-VMScsiController {
-    [CmdletBinding()]
-    param($VM)
-    return @([pscustomobject]@{ ControllerNumber = 0; Drives = @() })
-}
-function Add-VMHardDiskDrive {
+""" + ONE_EMPTY_SCSI_CONTROLLER + """function Add-VMHardDiskDrive {
     [CmdletBinding()]
     param($VM, $ControllerType, $ControllerNumber, $ControllerLocation, $Path, [switch]$Passthru)
     return [pscustomobject]@{ Path = $Path; ControllerType = $ControllerType; ControllerNumber = $ControllerNumber; ControllerLocation = $ControllerLocation; VMName = $VM.Name }
@@ -462,12 +465,7 @@ function Get-VMHardDiskDrive {
     param($VM)
     return @()
 }
-function Get-VMScsiController {
-    [CmdletBinding()]
-    param($VM)
-    return @([pscustomobject]@{ ControllerNumber = 0; Drives = @() })
-}
-function Add-VMHardDiskDrive {
+""" + ONE_EMPTY_SCSI_CONTROLLER + r"""function Add-VMHardDiskDrive {
     [CmdletBinding()]
     param($VM, $ControllerType, $ControllerNumber, $ControllerLocation, $Path, [switch]$Passthru)
     $e = $global:FakeError
@@ -643,12 +641,7 @@ function Get-VMHardDiskDrive {
     param([Parameter(ValueFromPipeline = $true)]$VM)
     process { }
 }
-function Get-VMScsiController {
-    [CmdletBinding()]
-    param($VM)
-    return @([pscustomobject]@{ ControllerNumber = 0; Drives = @() })
-}
-function Add-VMHardDiskDrive {
+""" + ONE_EMPTY_SCSI_CONTROLLER + r"""function Add-VMHardDiskDrive {
     [CmdletBinding()]
     param($VM, $ControllerType, $ControllerNumber, $ControllerLocation, $DiskNumber, [switch]$Passthru)
     $global:Calls.Add('Add-VMHardDiskDrive')
