@@ -7,6 +7,8 @@ a missing grammar is an error, never a skip).
 
 import sys
 
+import pytest
+
 GRAMMAR_MODULES = ("test_cli_dryrun.py", "test_pscheck.py", "test_smb_templates.py",
                    "test_templates_verified.py", "test_dotnet_floor.py")
 
@@ -14,8 +16,8 @@ if sys.version_info < (3, 10):
     collect_ignore = list(GRAMMAR_MODULES)
 
 #: The files that take longest (each runs PowerShell processes), first: the two test workers
-#: take whole files (``--dist loadfile``), and a long file started last keeps one of them busy
-#: after the other has finished.
+#: take whole files (``--dist loadfile``, in this order with ``--no-loadscope-reorder``), and a
+#: long file started last keeps one of them busy after the other has finished.
 SLOW_FIRST = ("test_engine.py", "test_remote_vectors.py", "test_engine_local.py",
               "test_templates_verified.py", "test_remote_engine.py",
               "test_host_defects_engine.py", "test_faults.py")
@@ -26,3 +28,20 @@ def pytest_collection_modifyitems(config, items):
         name = item.path.name
         return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
     items.sort(key=weight)  # stable: the order within a file stays
+
+
+@pytest.fixture(scope="session")
+def engine_session():
+    """This test worker's engine process (tests/engine/harness.ps1), shared by every test that
+    runs scripts against the fake host: each script gets a fresh runspace of its own, so the
+    tests share nothing but the process (whose start and warm-up are paid once)."""
+    from tests.engine import runner
+    from tests.engine.locate import pwsh_or_skip
+
+    pwsh = pwsh_or_skip()
+    try:
+        session = runner.EngineSession(pwsh)
+    except Exception as exc:  # the fake host cannot be built
+        pytest.fail("the fake host does not build: %s" % exc)
+    with session:
+        yield session

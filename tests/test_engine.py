@@ -1,13 +1,12 @@
 """The templates run in a real PowerShell against the fake host (tests/engine/).
 
 * every contract vector (but those marked ``engine: false``, with their reason) runs through
-  the real bootstrap and payload in a fresh runspace of the engine, and must pass — and its
-  outcome and final state must equal the host double's (one truth);
-* at least one vector per operation runs end to end through :class:`LocalExecutor` with
-  ``powershell_path`` set to the engine (a new pwsh process, as on a host);
-* the fake host's generated cmdlets bind as Microsoft documents them;
-* mutants of the templates (a flipped comparison, a misspelt property, a dropped assignment)
-  make vectors fail.
+  the real bootstrap and payload in a fresh runspace of the engine (this test worker's engine
+  process, ``engine_session`` of tests/conftest.py), and must pass — and its outcome and final
+  state must equal the host double's (one truth).
+
+tests/test_engine_local.py has the rest: every operation end to end through
+:class:`LocalExecutor` (a new pwsh process, as on a host), the binder, and the mutants.
 
 Without an engine these tests are skipped with the reason; with ``SMBVOL_REQUIRE_PWSH=1``
 (``.ci/run``) a missing engine fails them.
@@ -15,7 +14,6 @@ Without an engine these tests are skipped with the reason; with ``SMBVOL_REQUIRE
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 from typing import Any, Dict, List
 
@@ -25,44 +23,27 @@ from smbvol import exceptions
 from smbvol.envelope import ScriptResult
 from tests import contract_runner as cr
 from tests.engine import runner
-from tests.engine.locate import pwsh_or_skip
 
 VECTORS = cr.load_vectors()
 BY_ID = {v["id"]: v for v in VECTORS}
 ENGINE_VECTORS = [v for v in VECTORS if v.get("engine") is not False]
-#: Engine processes run side by side (the machine has two cores).
-WORKERS = 2
+
+
+def run_all(session: runner.EngineSession,
+            vectors: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """Every vector on the engine, one after the other, each in a fresh runspace."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for vector in vectors:
+        try:
+            out[vector["id"]] = runner.run(session, vector)
+        except runner.EngineError as exc:
+            out[vector["id"]] = {"problems": ["engine: %s" % exc], "outcome": exc,
+                                 "state": None}
+    return out
 
 
 @pytest.fixture(scope="session")
-def pwsh() -> str:
-    return pwsh_or_skip()
-
-
-def run_all(pwsh: str, vectors: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
-    """Every vector on the engine, ``WORKERS`` engine processes side by side."""
-    chunks = [vectors[i::WORKERS] for i in range(WORKERS)]
-
-    def work(chunk: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
-        out: Dict[str, Dict[str, Any]] = {}
-        with runner.EngineSession(pwsh) as session:
-            for vector in chunk:
-                try:
-                    out[vector["id"]] = runner.run(session, vector)
-                except runner.EngineError as exc:
-                    out[vector["id"]] = {"problems": ["engine: %s" % exc], "outcome": exc,
-                                         "state": None}
-        return out
-
-    results: Dict[str, Dict[str, Any]] = {}
-    with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
-        for part in pool.map(work, chunks):
-            results.update(part)
-    return results
-
-
-@pytest.fixture(scope="session")
-def engine_results(pwsh, request) -> Dict[str, Dict[str, Any]]:
+def engine_results(engine_session, request) -> Dict[str, Dict[str, Any]]:
     """The engine runs of the vectors the selected tests need (all of them in a full run)."""
     wanted = set()
     for item in request.session.items:
@@ -71,10 +52,7 @@ def engine_results(pwsh, request) -> Dict[str, Dict[str, Any]]:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "vector" in params:
             wanted.add(params["vector"]["id"])
-        if "mutant" in params:
-            wanted.update(v["id"] for v in ENGINE_VECTORS
-                          if v["operation"] == params["mutant"][4])
-    return run_all(pwsh, [v for v in ENGINE_VECTORS if v["id"] in wanted])
+    return run_all(engine_session, [v for v in ENGINE_VECTORS if v["id"] in wanted])
 
 
 def _double(vector):

@@ -28,7 +28,7 @@ from smbvol.executors.local import LocalExecutor
 from tests import contract_runner as cr
 from tests.engine import fakehost, runner
 from tests.engine.locate import pwsh_or_skip
-from tests.test_engine import BY_ID, ENGINE_VECTORS, WORKERS
+from tests.test_engine import BY_ID, ENGINE_VECTORS
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +58,10 @@ LOCAL_VECTORS = [_first_passing_vector(op) for op in sorted(scripts.OPERATIONS)
                  if any(v["operation"] == op for v in ENGINE_VECTORS)]
 
 
+#: LocalExecutor runs at once (the machines have two cores).
+LOCAL_PARALLEL = 2
+
+
 @pytest.fixture(scope="module")
 def local_results(pwsh):
     """One vector per operation through LocalExecutor: a new pwsh process each, whose
@@ -83,7 +87,7 @@ def local_results(pwsh):
             problems += cr.compare_state(after, filled["expect_state"])
         return vector["id"], problems
 
-    with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
+    with concurrent.futures.ThreadPoolExecutor(LOCAL_PARALLEL) as pool:
         return dict(pool.map(one, LOCAL_VECTORS))
 
 
@@ -234,16 +238,8 @@ def _run_with(session, vector, script=None) -> List[str]:
     return problems
 
 
-@pytest.fixture(scope="module")
-def mutant_session(pwsh):
-    """One engine process for the mutants: each run gets its script (mutated or not) and a
-    fresh runspace, so they need no process of their own."""
-    with runner.EngineSession(pwsh) as session:
-        yield session
-
-
 @pytest.mark.parametrize("mutant", MUTANTS, ids=[m[0] for m in MUTANTS])
-def test_a_mutant_template_fails_vectors(mutant, mutant_session, tmp_path):
+def test_a_mutant_template_fails_vectors(mutant, engine_session, tmp_path):
     name, template, old, new, vector_ids = mutant
     target = str(tmp_path / "templates")
     shutil.copytree(fakehost.TEMPLATES, target)
@@ -259,7 +255,8 @@ def test_a_mutant_template_fails_vectors(mutant, mutant_session, tmp_path):
     with open(path, "w", encoding="utf-8") as f:
         f.write(mutated)
     killed = []
-    session = mutant_session
+    # each run gets its script (mutated or not) and a fresh runspace of the worker's engine
+    session = engine_session
     for vector_id in vector_ids:
         vector = BY_ID[vector_id]
         assert not _run_with(session, vector), "%s fails unmutated" % vector_id

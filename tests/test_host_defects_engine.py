@@ -1,7 +1,8 @@
 """Host-side defects proven in a real PowerShell engine (PowerShell 7 on this machine).
 
 Each test runs rendered template text, byte for byte what the executors send, in a fresh
-``pwsh`` process: parameters that must reach the envelope's ``try``, the envelope's JSON
+runspace of one plain engine process (no fake host; a new ``pwsh`` process where the process
+itself matters): parameters that must reach the envelope's ``try``, the envelope's JSON
 escaping, and the scheduled-task runner's own text.  There are no Hyper-V, SmbShare, Storage
 or iSCSI modules here and .NET's Windows-only APIs throw, so each test stops where the script
 would first need Windows, and asserts only on what comes before.
@@ -22,6 +23,7 @@ import pytest
 from smbvol import exceptions, scripts
 from smbvol.executors.local import LocalExecutor
 from tests.engine.locate import pwsh_or_skip
+from tests.engine.runner import EngineSession, PlainEngineExecutor
 
 #: A share host that needs no name resolution and is never this host (TEST-NET-1).
 SHARE = "\\\\192.0.2.1\\vols"
@@ -80,6 +82,16 @@ EMPTY_CASES = [
                          ids=[c[0] + "-" + c[2] for c in EMPTY_CASES])
 def test_an_empty_value_is_answered_by_the_script_as_invalid_parameters(
         engine, name, parameters, field):
+    # The executors' bootstrap and payload, in a fresh runspace of the plain engine process.
+    executor = PlainEngineExecutor(_plain_session(engine))
+    with pytest.raises(exceptions.InvalidParameters) as caught:
+        executor.run(scripts.render(name), parameters)
+    assert caught.value.data.get("field") == field
+
+
+def test_an_empty_value_through_a_new_process_is_answered_alike(engine):
+    # The same through LocalExecutor: the payload on a new pwsh process's stdin.
+    name, parameters, field = EMPTY_CASES[0]
     executor = LocalExecutor(powershell_path=engine, default_timeout=60)
     with pytest.raises(exceptions.InvalidParameters) as caught:
         executor.run(scripts.render(name), parameters)
@@ -239,8 +251,6 @@ def _plain_session(engine: str):
     """One engine process for the module's run_functions calls, each in a fresh runspace
     without the fake host of tests/engine/ (these tests bring their own fakes)."""
     if engine not in _SESSIONS:
-        from tests.engine.runner import EngineSession
-
         _SESSIONS[engine] = EngineSession(engine, plain=True)
     return _SESSIONS[engine]
 

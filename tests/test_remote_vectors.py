@@ -124,23 +124,13 @@ def pwsh():
 
 
 @pytest.fixture(scope="module")
-def session(pwsh):
-    """The local engine run's process (tests/engine/harness.ps1)."""
-    try:
-        engine = runner.EngineSession(pwsh)
-    except Exception as exc:  # the fake host cannot be built
-        pytest.fail("the fake host does not build: %s" % exc)
-    with engine:
-        yield engine
-
-
-@pytest.fixture(scope="module")
-def local(session):
-    """``{vector id: (vector, local engine result)}`` of the vectors run remotely."""
+def local(engine_session):
+    """``{vector id: (vector, local engine result)}`` of the vectors run remotely, run by the
+    worker's engine process (tests/engine/harness.ps1, ``engine_session``)."""
     chosen: Dict[str, Any] = {}
     for vector in candidates():
         try:
-            res = runner.run(session, vector)
+            res = runner.run(engine_session, vector)
         except runner.EngineError:
             continue  # the local engine run reports it
         if not res["problems"]:  # else the local run reports it: nothing to compare
@@ -351,15 +341,15 @@ def rows(text: str) -> Any:
     return [{k: v for k, v in item.items() if k.lower() != "host"} for item in items]
 
 
-def test_cli_host_show_through_both_transports_equals_the_local_engine(local, session, relay,
-                                                                       winrm, state_dir,
+def test_cli_host_show_through_both_transports_equals_the_local_engine(local, engine_session,
+                                                                       relay, winrm, state_dir,
                                                                        tmp_path):
     vector, _ = host_show_vector(local)
 
     def engine_factory(conf, host_name):
         _filled, fake, locks = runner.prepare(vector)
-        return runner.EngineExecutor(session, fake, computer_name=Host(state_dir, vector).name,
-                                     locks=locks)
+        return runner.EngineExecutor(engine_session, fake,
+                                     computer_name=Host(state_dir, vector).name, locks=locks)
 
     rc, expected, err = cli(["--transport", "local", "host", "show", "-f", "json"], tmp_path,
                             factory=engine_factory)

@@ -16,7 +16,6 @@ import pytest
 
 from smbvol import exceptions
 from tests import contract_runner as cr
-from tests.engine.locate import pwsh_or_skip
 
 runner = pytest.importorskip("tests.engine.runner",
                              reason="the local engine run (tests/engine/runner.py) is not there")
@@ -28,11 +27,10 @@ SYSTEM, ADMINISTRATORS = "S-1-5-18", "S-1-5-32-544"
 MALLORY = "S-1-5-21-1004336348-1177238915-682003330-1001"
 
 
-@pytest.fixture(scope="module")
-def session():
-    pwsh = pwsh_or_skip()
-    with runner.EngineSession(pwsh) as engine:
-        yield engine
+@pytest.fixture
+def session(engine_session):
+    """The worker's engine process (a fresh runspace per run)."""
+    return engine_session
 
 
 def run(session, extra: Mapping[str, Any]) -> Tuple[Any, Dict[str, Any]]:
@@ -114,8 +112,10 @@ def test_a_runner_that_ends_without_a_result_fails_the_call_at_once_with_its_exi
     """The runner's own first owner check (Get-Acl, after the caller's three) fails: the task
     ends with exit code 1 and no result file. The call fails at once (not after its 120 s
     wait), says why, and removes the task and the job."""
-    denied = {"exception": "message", "message": "Attempted to perform an unauthorized operation.",
-              "error_id": "System.UnauthorizedAccessException,Microsoft.PowerShell.Commands.GetAclCommand",
+    denied = {"exception": "message",
+              "message": "Attempted to perform an unauthorized operation.",
+              "error_id": "System.UnauthorizedAccessException,"
+                          "Microsoft.PowerShell.Commands.GetAclCommand",
               "category": "PermissionDenied"}
     outcome, state = run(session, {"faults": [{"cmdlet": ["Get-Acl"], "skip": 3,
                                                "error": denied}]})

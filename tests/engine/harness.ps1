@@ -14,6 +14,10 @@ $utf8 = New-Object -TypeName System.Text.UTF8Encoding -ArgumentList $false
 $reader = New-Object -TypeName System.IO.StreamReader -ArgumentList ([Console]::OpenStandardInput()), $utf8
 $writer = New-Object -TypeName System.IO.StreamWriter -ArgumentList ([Console]::OpenStandardOutput()), $utf8
 $writer.AutoFlush = $true
+# No script run here starts a program, and PowerShell looks for every command it has not met yet
+# as a program on PATH first, reading each of its folders (/usr/bin alone has a thousand files)
+# before it autoloads a module: without a PATH that walk is gone, and nothing else changes.
+[System.Environment]::SetEnvironmentVariable('PATH', $null)
 $iss = [System.Management.Automation.Runspaces.InitialSessionState]::CreateDefault2()
 # The fake host is loaded before the script runs, as a host's modules are there before it: its
 # stand-ins for the host-fact functions (aliases) are then in place from the first statement.

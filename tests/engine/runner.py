@@ -25,8 +25,8 @@ import hashlib
 import json
 import logging
 import os
-import subprocess
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -246,12 +246,13 @@ class EngineSession:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def run_plain(self, text: str) -> RawOutput:
+    def run_plain(self, text: str, payload: str = "") -> RawOutput:
         """``text`` run alone in a fresh runspace *without* the fake host (for tests that bring
-        their own fake modules): its pipeline output and its errors."""
+        their own fake modules, or scripts that stop before any host cmdlet), ``payload``'s
+        lines as its input: its pipeline output and its errors."""
         with self._lock:
             self._counter += 1
-            job = {"id": self._counter, "bootstrap": text, "payload": "", "state_path": "",
+            job = {"id": self._counter, "bootstrap": text, "payload": payload, "state_path": "",
                    "computer_name": "hv01", "locks": [], "coverage": None, "plain": True}
             answer = self._answer(job)
         return RawOutput(stdout=answer["stdout"], stderr=answer["stderr"], exit_code=0)
@@ -342,6 +343,20 @@ class EngineExecutor(Executor):
             payload, self.state, self.computer_name, self.locks, self.coverage_lines)
         self.last = out
         return out
+
+
+class PlainEngineExecutor(Executor):
+    """An executor whose host is a fresh runspace of a plain engine process (no fake host):
+    the real bootstrap and payload, for scripts that answer before they need a host."""
+
+    kind = "engine"
+
+    def __init__(self, session: EngineSession) -> None:
+        super().__init__(host="engine", default_timeout=60.0)
+        self.session = session
+
+    def handle(self, script: Script, parameters: Mapping[str, Any], timeout: float) -> RawOutput:
+        return self.session.run_plain(BOOTSTRAP, encode_payload(script.text, parameters))
 
 
 # --------------------------------------------------------------------------
