@@ -15,12 +15,16 @@ GRAMMAR_MODULES = ("test_cli_dryrun.py", "test_pscheck.py", "test_smb_templates.
 if sys.version_info < (3, 10):
     collect_ignore = list(GRAMMAR_MODULES)
 
-#: The files that take longest (each runs PowerShell processes), first: the two test workers
-#: take whole files (``--dist loadfile``, in this order with ``--no-loadscope-reorder``), and a
-#: long file started last keeps one of them busy after the other has finished.
-SLOW_FIRST = ("test_engine.py", "test_remote_vectors.py", "test_engine_local.py",
-              "test_templates_verified.py", "test_remote_engine.py",
-              "test_host_defects_engine.py", "test_faults.py")
+#: The files by how long they take, longest first: the two test workers take whole files
+#: (``--dist loadfile``, in this order with ``--no-loadscope-reorder``), so the long ones start
+#: early and the short ones even out the end, where a long file started last would keep one
+#: worker busy after the other has finished.
+SLOW_FIRST = ("test_engine.py", "test_remote_vectors.py", "test_templates_verified.py",
+              "test_engine_local.py", "test_remote_engine.py", "test_faults.py",
+              "test_template_safety.py", "test_host_defects_engine.py", "test_cli_dryrun.py",
+              "test_packaging.py", "test_task_mapping_engine.py", "test_smb_templates.py",
+              "test_executor_psrp.py", "test_live_suite.py", "test_dotnet_floor.py",
+              "test_connection.py", "test_contract.py")
 
 
 def pytest_collection_modifyitems(config, items):
