@@ -346,7 +346,9 @@ def function_source(name: str, info: Mapping, hyperv_index: Mapping[str, str],
 def module_source(module: str, functions: List[str], sources: List[str]) -> str:
     head = ["# Generated from tests/data/cmdlets.json by tests/engine/fakehost.py: do not edit.",
             "# The fake %s module: Microsoft's parameter sets, the fake host's behaviour." % module,
-            "Import-Module -Name FakeHost -Global",
+            # Loaded first (the harness's runspaces have it already: asking Get-Module is
+            # cheaper than Import-Module's search of the module path for a loaded module).
+            "if ($null -eq (Get-Module -Name FakeHost)) { Import-Module -Name FakeHost -Global }",
             ""]
     tail = ["", "Export-ModuleMember -Function @(%s)" % ", ".join(_ps_quote(f) for f in functions)]
     return "\n".join(head) + "\n\n".join(sources) + "\n" + "\n".join(tail) + "\n"
@@ -373,7 +375,8 @@ def build(target: str) -> None:
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "FakeHost.Core.psm1"), "w", encoding="utf-8") as f:
         f.write(module_source("FakeHost.Core", core, sources).replace(
-            "Import-Module -Name FakeHost -Global\n", ""))
+            "if ($null -eq (Get-Module -Name FakeHost)) { Import-Module -Name FakeHost -Global }\n",
+            ""))
     model = os.path.join(target, "FakeHost")
     if os.path.isdir(model):
         shutil.rmtree(model)

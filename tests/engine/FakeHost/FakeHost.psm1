@@ -271,11 +271,9 @@ function Invoke-FakeCoreCmdlet {
 
 $FakeForward = '__fakehost_forward__'
 
+# Every runspace of the engine imports this module: plain string joins, no provider calls.
 foreach ($part in @('Windows.ps1', 'Security.ps1', 'Tasks.ps1', 'HyperV.ps1', 'Smb.ps1', 'Storage.ps1', 'Iscsi.ps1')) {
-    $file = Join-Path $PSScriptRoot $part
-    if (Microsoft.PowerShell.Management\Test-Path -LiteralPath $file) {
-        . $file
-    }
+    . ($PSScriptRoot + [System.IO.Path]::DirectorySeparatorChar + $part)
 }
 
 Import-Module -Name FakeHost.Core -Global
