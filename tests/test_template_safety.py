@@ -113,10 +113,9 @@ class Script:
         self.tree = pscheck.parse(text)
         assert not self.tree.root_node.has_error, pscheck.parse_errors(text)[:3]
         self.functions: Dict[str, object] = {}
-        for node in _walk(self.tree.root_node):
-            if node.type == "function_statement":
-                name = next(c for c in node.named_children if c.type == "function_name")
-                self.functions[_t(name).lower()] = node
+        for node in pscheck._source(text).nodes("function_statement"):  # in text order
+            name = next(c for c in node.named_children if c.type == "function_name")
+            self.functions[_t(name).lower()] = node
 
     def fn(self, name: str):
         node = self.functions.get(name.lower())
@@ -129,11 +128,13 @@ class Script:
     def callers_of(self, bases: Set[str]) -> Set[str]:
         """The lower-case base names in ``bases`` and every script function reaching one."""
         found = set(bases)
+        calls = {name: {_base(c) for c in _commands(node)}
+                 for name, node in self.functions.items()}
         changed = True
         while changed:
             changed = False
-            for name, node in self.functions.items():
-                if name not in found and any(_base(c) in found for c in _commands(node)):
+            for name, called in calls.items():
+                if name not in found and called & found:
                     found.add(name)
                     changed = True
         return found
