@@ -205,6 +205,7 @@ class _Source:
             self._continuation = list(itertools.accumulate(mask, initial=0))
         self._line_starts = [0] + [m.end() for m in re.finditer(r"\r\n|\r|\n", text)]
         self._nodes: Optional[Dict[str, List[tree_sitter.Node]]] = None
+        self._merged: Dict[Tuple[str, ...], List[tree_sitter.Node]] = {}
         self._literals: Optional[List[StringLiteral]] = None
 
     @property
@@ -225,8 +226,10 @@ class _Source:
                            for k, v in found.items()}
         if len(types) == 1:
             return self._nodes.get(types[0], [])
-        out = [n for t in types for n in self._nodes.get(t, ())]
-        return sorted(out, key=lambda n: (n.start_byte, -n.end_byte))
+        if types not in self._merged:
+            out = [n for t in types for n in self._nodes.get(t, ())]
+            self._merged[types] = sorted(out, key=lambda n: (n.start_byte, -n.end_byte))
+        return self._merged[types]
 
     def span(self, node: tree_sitter.Node) -> Tuple[int, int]:
         return self.char(node.start_byte), self.char(node.end_byte)
