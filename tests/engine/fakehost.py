@@ -343,13 +343,16 @@ def function_source(name: str, info: Mapping, hyperv_index: Mapping[str, str],
     return "\n".join(lines)
 
 
+#: A host module's first line: the model loaded first.  The harness's runspaces have it
+#: already, and asking Get-Module is cheaper than Import-Module's search of the module path for
+#: a module that is loaded.
+IMPORT_MODEL = "if ($null -eq (Get-Module -Name FakeHost)) { Import-Module -Name FakeHost -Global }"
+
+
 def module_source(module: str, functions: List[str], sources: List[str]) -> str:
     head = ["# Generated from tests/data/cmdlets.json by tests/engine/fakehost.py: do not edit.",
             "# The fake %s module: Microsoft's parameter sets, the fake host's behaviour." % module,
-            # Loaded first (the harness's runspaces have it already: asking Get-Module is
-            # cheaper than Import-Module's search of the module path for a loaded module).
-            "if ($null -eq (Get-Module -Name FakeHost)) { Import-Module -Name FakeHost -Global }",
-            ""]
+            IMPORT_MODEL, ""]
     tail = ["", "Export-ModuleMember -Function @(%s)" % ", ".join(_ps_quote(f) for f in functions)]
     return "\n".join(head) + "\n\n".join(sources) + "\n" + "\n".join(tail) + "\n"
 
@@ -374,9 +377,8 @@ def build(target: str) -> None:
     folder = os.path.join(target, "FakeHost.Core")
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "FakeHost.Core.psm1"), "w", encoding="utf-8") as f:
-        f.write(module_source("FakeHost.Core", core, sources).replace(
-            "if ($null -eq (Get-Module -Name FakeHost)) { Import-Module -Name FakeHost -Global }\n",
-            ""))
+        # FakeHost imports FakeHost.Core itself
+        f.write(module_source("FakeHost.Core", core, sources).replace(IMPORT_MODEL + "\n", ""))
     model = os.path.join(target, "FakeHost")
     if os.path.isdir(model):
         shutil.rmtree(model)
