@@ -203,7 +203,7 @@ class _Source:
             # _continuation[b]: how many continuation bytes precede byte offset b
             mask = self.data.translate(_CONTINUATION_MASK)
             self._continuation = list(itertools.accumulate(mask, initial=0))
-        self._line_starts = [0] + [m.end() for m in re.finditer(r"\r\n|\r|\n", text)]
+        self._line_starts: Optional[List[int]] = None  # made when an issue needs a line
         self._nodes: Optional[Dict[str, List[tree_sitter.Node]]] = None
         self._merged: Dict[Tuple[str, ...], List[tree_sitter.Node]] = {}
         self._literals: Optional[List[StringLiteral]] = None
@@ -239,6 +239,8 @@ class _Source:
 
     def line_col(self, offset: int) -> Tuple[int, int]:
         """1-based line and column of a str offset."""
+        if self._line_starts is None:
+            self._line_starts = [0] + [m.end() for m in re.finditer(r"\r\n|\r|\n", self.text)]
         line = bisect.bisect_right(self._line_starts, offset) - 1
         return line + 1, offset - self._line_starts[line] + 1
 
@@ -375,7 +377,7 @@ def _powershell_string_end(text: str, start: int, kind: str,
 
 
 #: An opening single quote, then characters and doubled quotes: stops at the closing quote.
-_SINGLE_BODY = re.compile("[{q}](?:[^{q}]|[{q}][{q}])*".format(q=SINGLE_QUOTES))
+_SINGLE_BODY = re.compile("[{q}](?:[^{q}]+|[{q}][{q}])*".format(q=SINGLE_QUOTES))
 _SINGLE_PAIR = re.compile("[{q}]([{q}])".format(q=SINGLE_QUOTES))
 _ANY_SINGLE_QUOTE = re.compile("[{q}]".format(q=SINGLE_QUOTES))
 

@@ -16,7 +16,6 @@ import concurrent.futures
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from typing import Any, Dict, List
 
@@ -24,6 +23,7 @@ import jinja2
 import pytest
 
 from smbvol import exceptions, scripts
+from smbvol.executors.base import encode_payload
 from smbvol.executors.local import LocalExecutor
 from tests import contract_runner as cr
 from tests.engine import fakehost, runner
@@ -126,23 +126,16 @@ function Try-Bind([scriptblock]$Block) {
 
 
 @pytest.fixture(scope="module")
-def binder(pwsh):
+def binder(engine_session):
+    """The probe's answers, run as a script in a fresh runspace of the worker's engine, whose
+    fake host starts in a vector's state."""
     vector = BY_ID["list_attachments/one-vm-two-disks"] if "list_attachments/one-vm-two-disks" \
         in BY_ID else _first_passing_vector("list_attachments")
     _, fake, _ = runner.prepare(vector)
-    tmp = tempfile.mkdtemp(prefix="smbvol-binder-")
-    path = os.path.join(tmp, "state.json")
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(fake, f)
-    probe = os.path.join(tmp, "probe.ps1")
-    with open(probe, "w", encoding="utf-8") as f:
-        f.write(BINDER_PROBE)
-    proc = subprocess.run([pwsh, "-NoLogo", "-NoProfile", "-NonInteractive", "-File", probe],
-                          capture_output=True, text=True, timeout=120,
-                          env=fakehost.engine_env(path, pwsh))
-    shutil.rmtree(tmp, ignore_errors=True)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1]), fake
+    out, _after, _hits, _seconds = engine_session.run(encode_payload(BINDER_PROBE, {}), fake,
+                                                      "hv01")
+    assert out.stdout.strip(), out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1]), fake
 
 
 def test_a_misspelt_parameter_is_refused(binder):
@@ -288,11 +281,10 @@ def test_no_template_builds_an_object_list_with_new_object():
             "[System.Collections.Generic.List[object]]::new()", ""), name
 
 
-def test_the_engine_shows_why_object_lists_are_not_made_with_new_object(pwsh):
+def test_the_engine_shows_why_object_lists_are_not_made_with_new_object(engine_session):
     probe = ("$a = New-Object -TypeName System.Collections.Generic.List[object]; $a.Add(1); "
              "try { $null = @($a); 'new-object: ok' } catch { 'new-object: fails' }; "
              "$b = [System.Collections.Generic.List[object]]::new(); $b.Add(1); "
              "'new: ' + @($b).Count")
-    proc = subprocess.run([pwsh, "-NoLogo", "-NoProfile", "-NonInteractive", "-Command", probe],
-                          capture_output=True, text=True, timeout=120)
-    assert "new: 1" in proc.stdout, proc.stdout + proc.stderr
+    out = engine_session.run_plain(probe)  # a fresh runspace without the fake host
+    assert "new: 1" in out.stdout, out.stdout + out.stderr
