@@ -18,9 +18,11 @@ if sys.version_info < (3, 10):
 #: The files by how long they take, longest first: the two test workers take whole files
 #: (``--dist loadfile``, in this order with ``--no-loadscope-reorder``), so the long ones start
 #: early and the short ones even out the end, where a long file started last would keep one
-#: worker busy after the other has finished.
+#: worker busy after the other has finished.  test_faults.py, which mostly waits for its slow
+#: servers, comes before test_remote_engine.py, which waits for deadlines too, so that the two
+#: seldom wait side by side.
 SLOW_FIRST = ("test_engine.py", "test_remote_vectors.py", "test_templates_verified.py",
-              "test_engine_local.py", "test_remote_engine.py", "test_faults.py",
+              "test_engine_local.py", "test_faults.py", "test_remote_engine.py",
               "test_template_safety.py", "test_host_defects_engine.py", "test_cli_dryrun.py",
               "test_packaging.py", "test_task_mapping_engine.py", "test_smb_templates.py",
               "test_executor_psrp.py", "test_live_suite.py", "test_dotnet_floor.py",
