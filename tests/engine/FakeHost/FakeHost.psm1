@@ -37,6 +37,16 @@ function Get-FakeState {
     return $script:FakeState
 }
 
+function Get-FakeStateTable {
+    # The state's table -Name (a hashtable), made empty when the state has none.
+    param([string]$Name)
+    $state = Get-FakeState
+    if (-not $state.ContainsKey($Name) -or $null -eq $state[$Name]) {
+        $state[$Name] = @{}
+    }
+    return $state[$Name]
+}
+
 function Save-FakeState {
     if ($null -ne $script:FakeState -and [string]$script:FakeStatePath -ne '') {
         $json = ConvertTo-Json -InputObject $script:FakeState -Depth 30

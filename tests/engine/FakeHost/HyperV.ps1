@@ -56,11 +56,7 @@ function Get-FakeHexCode {
 # --------------------------------------------------------------------------------------------
 
 function Get-FakeVMTable {
-    $state = Get-FakeState
-    if (-not $state.ContainsKey('vms') -or $null -eq $state['vms']) {
-        $state['vms'] = @{}
-    }
-    return $state['vms']
+    return Get-FakeStateTable -Name 'vms'
 }
 
 function Get-FakeVMNames {

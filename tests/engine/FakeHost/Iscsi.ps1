@@ -32,11 +32,7 @@ $script:IscsiStatus = @{
 
 function Get-FakeIscsi {
     # state.iscsi, with its lists and maps present.
-    $state = Get-FakeState
-    if (-not $state.ContainsKey('iscsi') -or $null -eq $state['iscsi']) {
-        $state['iscsi'] = @{}
-    }
-    $iscsi = $state['iscsi']
+    $iscsi = Get-FakeStateTable -Name 'iscsi'
     foreach ($name in @('portals', 'sessions', 'offline_disks', 'online_disks')) {
         if (-not $iscsi.ContainsKey($name) -or $null -eq $iscsi[$name]) {
             $iscsi[$name] = @()

@@ -83,11 +83,7 @@ function Get-FakeProgramDataPath {
 }
 
 function Get-FakeAcls {
-    $state = Get-FakeState
-    if (-not $state.ContainsKey('acls') -or $null -eq $state['acls']) {
-        $state['acls'] = @{}
-    }
-    return $state['acls']
+    return Get-FakeStateTable -Name 'acls'
 }
 
 

@@ -31,11 +31,7 @@ $script:Win32Messages = @{
 # --------------------------------------------------------------------------------------------
 
 function Get-FakeShares {
-    $state = Get-FakeState
-    if (-not $state.ContainsKey('shares') -or $null -eq $state['shares']) {
-        $state['shares'] = @{}
-    }
-    return $state['shares']
+    return Get-FakeStateTable -Name 'shares'
 }
 
 function Get-FakeMappings {

@@ -14,11 +14,7 @@
 # with 0x8007010B (ERROR_DIRECTORY), as the Task Scheduler reports them.
 
 function Get-FakeScheduledTasks {
-    $state = Get-FakeState
-    if (-not $state.ContainsKey('scheduled_tasks') -or $null -eq $state['scheduled_tasks']) {
-        $state['scheduled_tasks'] = @{}
-    }
-    return $state['scheduled_tasks']
+    return Get-FakeStateTable -Name 'scheduled_tasks'
 }
 
 function New-FakeTaskService {

@@ -163,15 +163,12 @@ function Get-FakeRegistryKeyName {
 }
 
 function Get-FakeRegistry {
-    $state = Get-FakeState
-    if (-not $state.ContainsKey('registry') -or $null -eq $state['registry']) {
-        $state['registry'] = @{}
-    }
+    $registry = Get-FakeStateTable -Name 'registry'
     if ($null -ne ${function:Sync-FakeMpioRegistry}) {
         # Keys Windows has because of other state (Storage.ps1: the msdsm keys of MPIO).
-        Sync-FakeMpioRegistry -Registry $state['registry']
+        Sync-FakeMpioRegistry -Registry $registry
     }
-    return $state['registry']
+    return $registry
 }
 
 function Find-FakeRegistryKey {
@@ -364,11 +361,7 @@ Register-FakeCmdlet -Core -Name 'Remove-ItemProperty' -Body {
 # --------------------------------------------------------------------------------------------
 
 function Get-FakeServices {
-    $state = Get-FakeState
-    if (-not $state.ContainsKey('services') -or $null -eq $state['services']) {
-        $state['services'] = @{}
-    }
-    return $state['services']
+    return Get-FakeStateTable -Name 'services'
 }
 
 function New-FakeServiceObject {
